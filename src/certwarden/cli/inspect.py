@@ -1,0 +1,142 @@
+"""``certwarden inspect``: what is this certificate, file, keystore or endpoint?"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from certwarden.discovery.tls_fetch import fetch_chain, split_target
+from certwarden.errors import CertwardenError, ParseError
+from certwarden.x509 import Certificate, Parsed, iter_sources, parse_bytes
+
+password_option = click.option(
+    "--password", envvar="CERTWARDEN_PASSWORD", default=None,
+    help="Password for PKCS#12 / JKS / encrypted keys (or env CERTWARDEN_PASSWORD).")
+
+
+def _looks_like_endpoint(source: str) -> bool:
+    if source == "-" or os.path.exists(source):
+        return False
+    host_port = source.rsplit(":", 1)
+    return len(host_port) == 2 and host_port[1].isdigit()
+
+
+def _load(source: str, password: bytes | None, sni: str | None, timeout: float,
+          ) -> list[Parsed | CertwardenError]:
+    if _looks_like_endpoint(source):
+        try:
+            host, port = split_target(source)
+            hs = fetch_chain(host, port, sni=sni, timeout=timeout)
+            certs = tuple(Certificate.from_der(d, source=f"tls://{hs.target}") for d in hs.chain)
+            if not certs:
+                raise ParseError(source, "server presented no certificate")
+            return [Parsed(source=f"tls://{hs.target}", format=_tls_format(), certificates=certs)]
+        except CertwardenError as exc:
+            return [exc]
+    if not os.path.exists(source) and source != "-":
+        return [ParseError(source, "no such file, directory or host:port")]
+    return list(iter_sources([source], password=password))
+
+
+def _tls_format() -> Any:
+    from certwarden.x509 import Format
+
+    return Format.DER
+
+
+@click.command("inspect")
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per certificate.")
+@click.option("--trust", "trust", default=None, metavar="FILE|DIR",
+              help="Verify each chain against this trust store (PEM file or directory).")
+@click.option("--sni", default=None, help="Server name to send for host:port sources.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds per connection.")
+@password_option
+def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni: str | None,
+                timeout: float, password: str | None) -> None:
+    """What is this certificate? SOURCE: file, directory, - (stdin) or host:port."""
+    pw = password.encode() if password is not None else None
+    results: list[Parsed | CertwardenError] = []
+    for source in sources:
+        results.extend(_load(source, pw, sni, timeout))
+    parsed = [r for r in results if isinstance(r, Parsed)]
+    errors = [r for r in results if isinstance(r, CertwardenError)]
+    if not parsed and errors:
+        if len(errors) == 1:
+            raise errors[0]
+        raise ParseError(f"{len(errors)} sources", f"no certificate read; first: {errors[0]}")
+    verdicts = _verify(parsed, trust) if trust else {}
+    if as_json:
+        _print_json(parsed, verdicts)
+    else:
+        _print_table(parsed, verdicts)
+    for err in errors:
+        click.echo(f"certwarden: skipped: {err}", err=True)
+
+
+def _verify(parsed: list[Parsed], trust: str) -> dict[tuple[str, int], list[str]]:
+    from certwarden.x509.verify import TrustStore, verify_chain
+
+    store = TrustStore.load(trust)
+    out: dict[tuple[str, int], list[str]] = {}
+    now = dt.datetime.now(dt.UTC)
+    for p in parsed:
+        if not p.certificates:
+            continue
+        hostname = None
+        if p.source.startswith("tls://"):
+            hostname = split_target(p.source[6:])[0]
+        result = verify_chain(p.certificates[0], p.certificates[1:], store, hostname=hostname,
+                              at=now)
+        out[(p.source, 0)] = [str(x) for x in result.problems] or ["ok"]
+    return out
+
+
+def _print_json(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]) -> None:
+    import json
+
+    for p in parsed:
+        for i, cert in enumerate(p.certificates):
+            obj = cert.as_dict()
+            obj["source"] = p.source
+            obj["format"] = str(p.format)
+            obj["position"] = i
+            if (p.source, i) in verdicts:
+                obj["verification"] = verdicts[(p.source, i)]
+            click.echo(json.dumps(obj))
+
+
+def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]) -> None:
+    console = Console(soft_wrap=False, width=None if os.isatty(1) else 160)
+    for p in parsed:
+        table = Table(title=f"{p.source} ({p.format}, {len(p.certificates)} certificate(s))",
+                      title_justify="left", show_lines=False)
+        for col in ("#", "subject", "issuer", "kind", "key", "not after", "sha256"):
+            table.add_column(col, overflow="fold")
+        now = dt.datetime.now(dt.UTC)
+        for i, c in enumerate(p.certificates):
+            key = f"{c.key.type} {c.key.curve or c.key.bits}"
+            expiry = c.not_after.strftime("%Y-%m-%d")
+            if c.not_after < now:
+                expiry += " (expired)"
+            elif c.not_before > now:
+                expiry += " (not yet valid)"
+            kind = str(c.kind) + (" CA" if c.is_ca else "")
+            table.add_row(str(i), c.subject or "(empty)", c.issuer or "(empty)", kind, key,
+                          expiry, c.sha256[:16] + "…")
+        console.print(table)
+        for (src, _), problems in verdicts.items():
+            if src == p.source:
+                console.print(f"verification: {', '.join(problems)}")
+
+
+def parse_stdin(data: bytes, password: bytes | None) -> Parsed:
+    return parse_bytes(data, source="<stdin>", password=password)
+
+
+COMMANDS = (inspect_cmd,)

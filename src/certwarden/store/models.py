@@ -1,0 +1,5 @@
+"""Every table, imported here so Alembic and ``Base.metadata`` see them all.
+
+Each branch keeps its tables in its own module (``inventory.py``, ``ca_tables.py`` ...) and
+adds one import line below.
+"""

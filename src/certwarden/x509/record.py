@@ -1,0 +1,410 @@
+"""The ``Certificate`` record: one parsed certificate, built once from its DER.
+
+cryptography's objects are read here and converted to plain values; they never leave this
+module. Parsing is lenient where the real world is sloppy (a malformed extension is kept as
+raw bytes and named in ``problems``) and strict where a wrong answer would mislead (``kind``
+is decided by the signature, never by comparing names alone).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import hashlib
+import ipaddress
+import warnings
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509 as cx509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from certwarden.errors import ParseError
+
+
+class Kind(StrEnum):
+    """How a certificate relates to its issuer, decided by signature (not by name)."""
+
+    SELF_SIGNED = "self-signed"  # subject == issuer and its own key verifies the signature
+    SELF_ISSUED = "self-issued"  # subject == issuer, but its own key does not verify it
+    ISSUED = "issued"
+
+
+class KeyType(StrEnum):
+    RSA = "rsa"
+    EC = "ec"
+    ED25519 = "ed25519"
+    ED448 = "ed448"
+    DSA = "dsa"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublicKeyInfo:
+    type: KeyType
+    bits: int  # modulus / field size; 0 when unknown
+    curve: str | None = None  # e.g. "secp256r1"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubjectAltNames:
+    dns: tuple[str, ...] = ()
+    ip: tuple[str, ...] = ()
+    uri: tuple[str, ...] = ()
+    email: tuple[str, ...] = ()
+    other: tuple[str, ...] = ()  # directory names, registered IDs, otherName OIDs
+
+    def __bool__(self) -> bool:
+        return bool(self.dns or self.ip or self.uri or self.email or self.other)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"dns": list(self.dns), "ip": list(self.ip), "uri": list(self.uri),
+                "email": list(self.email), "other": list(self.other)}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BasicConstraints:
+    ca: bool
+    path_length: int | None
+    critical: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Extension:
+    oid: str
+    name: str
+    critical: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Certificate:
+    """One certificate. Equality and hashing are by SHA-256 of the DER."""
+
+    der: bytes = field(repr=False)
+    sha256: str  # hex, lowercase
+    sha1: str
+    spki_sha256: str  # base64 of SHA-256 over SubjectPublicKeyInfo (HPKP / pinning form)
+    serial: int
+    version: int  # 1 or 3 (as humans count)
+    subject: str  # RFC 4514
+    issuer: str
+    subject_cn: str | None
+    sans: SubjectAltNames
+    not_before: dt.datetime  # aware UTC
+    not_after: dt.datetime
+    key: PublicKeyInfo
+    signature_algorithm: str  # e.g. "sha256WithRSAEncryption", "ecdsa-with-SHA256"
+    signature_hash: str | None  # "sha256", "sha1", "md5" ... None for Ed25519 or unknown
+    basic_constraints: BasicConstraints | None
+    key_usage: tuple[str, ...]
+    extended_key_usage: tuple[str, ...]
+    subject_key_id: str | None  # hex
+    authority_key_id: str | None
+    extensions: tuple[Extension, ...]
+    kind: Kind
+    self_issued: bool  # subject == issuer (RFC 5280 §3.2), whatever the signature says
+    problems: tuple[str, ...] = ()  # what could not be parsed; the rest is still right
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Certificate) and other.sha256 == self.sha256
+
+    def __hash__(self) -> int:
+        return hash(self.sha256)
+
+    @property
+    def is_ca(self) -> bool:
+        return self.basic_constraints is not None and self.basic_constraints.ca
+
+    @property
+    def validity_days(self) -> float:
+        return (self.not_after - self.not_before).total_seconds() / 86400
+
+    def valid_at(self, when: dt.datetime) -> bool:
+        return self.not_before <= when <= self.not_after
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the certificate can be presented for: SAN DNS + IPs, else the CN."""
+        if self.sans.dns or self.sans.ip:
+            return self.sans.dns + self.sans.ip
+        return (self.subject_cn,) if self.subject_cn else ()
+
+    def pem(self) -> str:
+        b64 = base64.encodebytes(self.der).decode().replace("\n", "")
+        lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+        return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON shape (see docs/schema); stable keys, ISO-8601 UTC times."""
+        return {
+            "sha256": self.sha256,
+            "sha1": self.sha1,
+            "spki_sha256": self.spki_sha256,
+            "serial": format(self.serial, "x") if self.serial >= 0 else "-" + format(-self.serial, "x"),
+            "version": self.version,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "subject_cn": self.subject_cn,
+            "sans": self.sans.as_dict(),
+            "not_before": _iso(self.not_before),
+            "not_after": _iso(self.not_after),
+            "key": {"type": str(self.key.type), "bits": self.key.bits, "curve": self.key.curve},
+            "signature_algorithm": self.signature_algorithm,
+            "signature_hash": self.signature_hash,
+            "is_ca": self.is_ca,
+            "path_length": self.basic_constraints.path_length if self.basic_constraints else None,
+            "key_usage": list(self.key_usage),
+            "extended_key_usage": list(self.extended_key_usage),
+            "subject_key_id": self.subject_key_id,
+            "authority_key_id": self.authority_key_id,
+            "kind": str(self.kind),
+            "self_issued": self.self_issued,
+            "problems": list(self.problems),
+        }
+
+    @classmethod
+    def from_der(cls, der: bytes, *, source: str = "<bytes>") -> Certificate:
+        """Parse one DER certificate. Raises ``ParseError`` naming ``source`` and the reason."""
+        with warnings.catch_warnings(record=True) as caught:
+            # cryptography warns (negative serial, over-long name attribute) where RFC 5280 is
+            # broken; those facts belong in ``problems``, not on the user's stderr.
+            warnings.simplefilter("always")
+            try:
+                cert = cx509.load_der_x509_certificate(der)
+            except (ValueError, TypeError) as exc:
+                raise ParseError(source, f"not a valid DER certificate ({_reason(exc)})") from None
+            record = _build(cert, bytes(der), source)
+        if caught:
+            extra = tuple(dict.fromkeys(" ".join(str(w.message).split())[:160] for w in caught))
+            record = dataclasses.replace(record, problems=record.problems + extra)
+        return record
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else type(exc).__name__
+
+
+_HASH_NAMES = {"md5": "md5", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256",
+               "sha384": "sha384", "sha512": "sha512"}
+
+
+def _build(cert: cx509.Certificate, der: bytes, source: str) -> Certificate:
+    problems: list[str] = []
+    try:
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        pub: Any = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        pub, spki = None, b""
+        problems.append(f"public key: {_reason(exc)}")
+    try:
+        subject_name, issuer_name = cert.subject, cert.issuer
+        subject = subject_name.rfc4514_string()
+        issuer = issuer_name.rfc4514_string()
+    except ValueError as exc:
+        raise ParseError(source, f"unreadable name ({_reason(exc)})") from None
+    cn_attrs = subject_name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    cn_value = cn_attrs[0].value if cn_attrs else None
+    subject_cn = cn_value if isinstance(cn_value, str) else None
+
+    sig_oid = cert.signature_algorithm_oid
+    sig_name: str = getattr(sig_oid, "_name", None) or sig_oid.dotted_string
+    if sig_name == "Unknown OID":
+        sig_name = sig_oid.dotted_string
+    try:
+        h = cert.signature_hash_algorithm
+        sig_hash = _HASH_NAMES.get(h.name, h.name) if h is not None else None
+    except UnsupportedAlgorithm:
+        sig_hash = None
+        problems.append(f"signature hash not supported: {sig_name}")
+
+    ext_info = _extensions(cert, problems)
+    self_issued = subject_name == issuer_name
+    kind = Kind.ISSUED
+    if self_issued:
+        kind = Kind.SELF_SIGNED if _signed_by_own_key(cert, pub) else Kind.SELF_ISSUED
+
+    version = 1 if cert.version == cx509.Version.v1 else 3
+    return Certificate(
+        der=der,
+        sha256=hashlib.sha256(der).hexdigest(),
+        sha1=hashlib.sha1(der, usedforsecurity=False).hexdigest(),
+        spki_sha256=base64.b64encode(hashlib.sha256(spki).digest()).decode() if spki else "",
+        serial=cert.serial_number,
+        version=version,
+        subject=subject,
+        issuer=issuer,
+        subject_cn=subject_cn,
+        sans=ext_info.sans,
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        key=_key_info(pub),
+        signature_algorithm=sig_name,
+        signature_hash=sig_hash,
+        basic_constraints=ext_info.basic_constraints,
+        key_usage=ext_info.key_usage,
+        extended_key_usage=ext_info.eku,
+        subject_key_id=ext_info.ski,
+        authority_key_id=ext_info.aki,
+        extensions=ext_info.extensions,
+        kind=kind,
+        self_issued=self_issued,
+        problems=tuple(problems),
+    )
+
+
+def _key_info(pub: Any) -> PublicKeyInfo:
+    if isinstance(pub, rsa.RSAPublicKey):
+        return PublicKeyInfo(type=KeyType.RSA, bits=pub.key_size)
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        return PublicKeyInfo(type=KeyType.EC, bits=pub.curve.key_size, curve=pub.curve.name)
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        return PublicKeyInfo(type=KeyType.ED25519, bits=256)
+    if isinstance(pub, ed448.Ed448PublicKey):
+        return PublicKeyInfo(type=KeyType.ED448, bits=456)
+    if isinstance(pub, dsa.DSAPublicKey):
+        return PublicKeyInfo(type=KeyType.DSA, bits=pub.key_size)
+    return PublicKeyInfo(type=KeyType.UNKNOWN, bits=0)
+
+
+def _signed_by_own_key(cert: cx509.Certificate, pub: Any) -> bool:
+    """True when the certificate's own public key verifies its signature.
+
+    cryptography's ``verify_directly_issued_by`` refuses SHA-1 and MD5; self-signed roots of
+    that age are exactly the ones we must recognise, so verify with the key directly.
+    """
+    if pub is None:
+        return False
+    sig, tbs = cert.signature, cert.tbs_certificate_bytes
+    try:
+        if isinstance(pub, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+            pub.verify(sig, tbs)
+            return True
+        h = cert.signature_hash_algorithm
+        if h is None:
+            return False
+        if isinstance(pub, rsa.RSAPublicKey):
+            params = cert.signature_algorithm_parameters
+            pad = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
+            pub.verify(sig, tbs, pad, h)
+        elif isinstance(pub, ec.EllipticCurvePublicKey):
+            pub.verify(sig, tbs, ec.ECDSA(h))
+        elif isinstance(pub, dsa.DSAPublicKey):
+            pub.verify(sig, tbs, h)
+        else:
+            return False
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        # A key/signature-algorithm mismatch (an RSA key under an ECDSA OID) is "not verified".
+        return False
+    return True
+
+
+@dataclass(slots=True)
+class _Ext:
+    sans: SubjectAltNames = field(default_factory=SubjectAltNames)
+    basic_constraints: BasicConstraints | None = None
+    key_usage: tuple[str, ...] = ()
+    eku: tuple[str, ...] = ()
+    ski: str | None = None
+    aki: str | None = None
+    extensions: tuple[Extension, ...] = ()
+
+
+_KU_FIELDS = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+              "key_agreement", "key_cert_sign", "crl_sign")
+
+
+def _extensions(cert: cx509.Certificate, problems: list[str]) -> _Ext:
+    out = _Ext()
+    try:
+        exts = cert.extensions
+    except ValueError as exc:
+        # Duplicate or malformed extensions: keep everything else, say what went wrong.
+        problems.append(f"extensions: {_reason(exc)}")
+        return out
+    listed: list[Extension] = []
+    for ext in exts:
+        oid = ext.oid
+        name = getattr(oid, "_name", "Unknown OID")
+        listed.append(Extension(oid=oid.dotted_string,
+                                name=oid.dotted_string if name == "Unknown OID" else name,
+                                critical=ext.critical))
+        value = ext.value
+        if oid == ExtensionOID.SUBJECT_ALTERNATIVE_NAME and isinstance(value, cx509.SubjectAlternativeName):
+            out.sans = _sans(value)
+        elif oid == ExtensionOID.BASIC_CONSTRAINTS and isinstance(value, cx509.BasicConstraints):
+            out.basic_constraints = BasicConstraints(ca=value.ca, path_length=value.path_length,
+                                                     critical=ext.critical)
+        elif oid == ExtensionOID.KEY_USAGE and isinstance(value, cx509.KeyUsage):
+            out.key_usage = _key_usage(value)
+        elif oid == ExtensionOID.EXTENDED_KEY_USAGE and isinstance(value, cx509.ExtendedKeyUsage):
+            out.eku = tuple(_oid_name(o) for o in value)
+        elif oid == ExtensionOID.SUBJECT_KEY_IDENTIFIER and isinstance(value, cx509.SubjectKeyIdentifier):
+            out.ski = value.digest.hex()
+        elif (oid == ExtensionOID.AUTHORITY_KEY_IDENTIFIER
+              and isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier):
+            out.aki = value.key_identifier.hex()
+    out.extensions = tuple(listed)
+    return out
+
+
+def _oid_name(oid: cx509.ObjectIdentifier) -> str:
+    name = getattr(oid, "_name", "Unknown OID")
+    return oid.dotted_string if name == "Unknown OID" else str(name)
+
+
+def _key_usage(ku: cx509.KeyUsage) -> tuple[str, ...]:
+    names = [f for f in _KU_FIELDS if getattr(ku, f)]
+    if ku.key_agreement:
+        # encipher_only / decipher_only raise unless key_agreement is set.
+        if ku.encipher_only:
+            names.append("encipher_only")
+        if ku.decipher_only:
+            names.append("decipher_only")
+    return tuple(names)
+
+
+def _sans(san: cx509.SubjectAlternativeName) -> SubjectAltNames:
+    dns: list[str] = []
+    ips: list[str] = []
+    uris: list[str] = []
+    emails: list[str] = []
+    other: list[str] = []
+    for gn in san:
+        if isinstance(gn, cx509.DNSName):
+            dns.append(gn.value)
+        elif isinstance(gn, cx509.IPAddress):
+            v = gn.value
+            ips.append(str(v) if isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address)
+                       else v.with_prefixlen)
+        elif isinstance(gn, cx509.UniformResourceIdentifier):
+            uris.append(gn.value)
+        elif isinstance(gn, cx509.RFC822Name):
+            emails.append(gn.value)
+        elif isinstance(gn, cx509.DirectoryName):
+            other.append("dirname:" + gn.value.rfc4514_string())
+        elif isinstance(gn, cx509.RegisteredID):
+            other.append("rid:" + gn.value.dotted_string)
+        elif isinstance(gn, cx509.OtherName):
+            other.append("othername:" + gn.type_id.dotted_string)
+    return SubjectAltNames(dns=tuple(dns), ip=tuple(ips), uri=tuple(uris), email=tuple(emails),
+                           other=tuple(other))
+
+
+def public_key_pin(key_der_spki: bytes) -> str:
+    """The base64 SHA-256 pin of a SubjectPublicKeyInfo (the form ``spki_sha256`` uses)."""
+    return base64.b64encode(hashlib.sha256(key_der_spki).digest()).decode()
+
+
+def hash_name(h: hashes.HashAlgorithm | None) -> str | None:
+    return None if h is None else _HASH_NAMES.get(h.name, h.name)

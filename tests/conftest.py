@@ -1,0 +1,57 @@
+"""Shared fixtures. Peer tools: skipped locally with a reason, a failure in CI (CI=true)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = (ROOT / ".." / "shared" / "corpora").resolve()
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(name: str, *, path: str | None = None) -> str:
+    """The path of a peer tool, or skip (locally) / fail (CI) with the reason."""
+    found = path if path and os.path.exists(path) else shutil.which(name)
+    if found:
+        return found
+    reason = f"peer tool {name!r} is not installed (make test installs it)"
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def require_corpus(*parts: str) -> Path:
+    p = CORPORA.joinpath(*parts)
+    if not p.exists():
+        reason = f"corpus {p} is missing"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return p
+
+
+@pytest.fixture
+def corpora() -> Path:
+    return require_corpus()
+
+
+@pytest.fixture
+def openssl() -> str:
+    return require_tool("openssl")
+
+
+@pytest.fixture
+def db_urls(tmp_path: Path) -> Iterator[list[str]]:
+    """SQLite always; PostgreSQL too when tests/with-postgres.sh started one."""
+    urls = [f"sqlite:///{tmp_path / 'inventory.db'}"]
+    pg = os.environ.get("CERTWARDEN_TEST_POSTGRES_URL")
+    if pg:
+        urls.append(pg)
+    elif IN_CI:
+        pytest.fail("CI=true but no PostgreSQL (tests/with-postgres.sh sets CERTWARDEN_TEST_POSTGRES_URL)")
+    yield urls
