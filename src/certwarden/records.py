@@ -1,0 +1,86 @@
+"""Records shared by every source and by the store: where a certificate lives, and a sighting.
+
+A source (network scan, file sweep, Kubernetes, packet capture) yields ``Sighting``s; the
+store keeps them; rules read them. Imports only ``certwarden.x509``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import quote, urlencode
+
+from certwarden.x509 import Certificate
+
+
+class LocationKind(StrEnum):
+    TLS = "tls"  # tls://host:port?sni=..&starttls=..
+    FILE = "file"  # file:///path
+    K8S = "k8s"  # k8s://context/namespace/secret#key
+    PCAP = "pcap"  # pcap://file#flow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Location:
+    """Where a certificate is served or stored. ``uri`` is the stable identity."""
+
+    kind: LocationKind
+    uri: str
+    host: str | None = None  # the name or IP a client uses (TLS, pcap server side)
+    port: int | None = None
+    sni: str | None = None
+    starttls: str | None = None
+    path: str | None = None  # file path, k8s namespace/secret, pcap file
+
+    @classmethod
+    def tls(cls, host: str, port: int, *, sni: str | None = None,
+            starttls: str | None = None) -> Location:
+        h = f"[{host}]" if ":" in host else host
+        query = {k: v for k, v in (("sni", sni), ("starttls", starttls)) if v}
+        uri = f"tls://{h}:{port}" + (f"?{urlencode(query)}" if query else "")
+        return cls(kind=LocationKind.TLS, uri=uri, host=host, port=port, sni=sni,
+                   starttls=starttls)
+
+    @classmethod
+    def file(cls, path: str) -> Location:
+        return cls(kind=LocationKind.FILE, uri="file://" + quote(path), path=path)
+
+    @classmethod
+    def k8s(cls, context: str, namespace: str, name: str, key: str) -> Location:
+        return cls(kind=LocationKind.K8S, uri=f"k8s://{context}/{namespace}/{name}#{key}",
+                   path=f"{namespace}/{name}")
+
+    @classmethod
+    def pcap(cls, file: str, flow: str, *, server: str | None = None,
+             port: int | None = None, sni: str | None = None) -> Location:
+        return cls(kind=LocationKind.PCAP, uri=f"pcap://{quote(file)}#{flow}", path=file,
+                   host=server, port=port, sni=sni)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyFile:
+    """A private key found beside a certificate (never the key itself)."""
+
+    path: str
+    encrypted: bool
+    mode: int | None = None  # st_mode & 0o777
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sighting:
+    """A certificate seen at a location at a time, with the chain presented and context."""
+
+    certificate: Certificate
+    location: Location
+    seen_at: dt.datetime  # aware UTC
+    chain: tuple[Certificate, ...] = ()  # as presented after the leaf (issuers), may be empty
+    position: int = 0  # 0 = leaf / first in file
+    tls_version: str | None = None
+    cipher: str | None = None
+    alpn: str | None = None
+    file_mode: int | None = None
+    file_owner: str | None = None
+    key: KeyFile | None = None  # matching private key, when one was found
+    extra: dict[str, str] = field(default_factory=dict)  # source-specific (ja3, ja4 ...)
