@@ -107,8 +107,19 @@ class Loopback:
               port: int = 0) -> int:
         """Listen; ``handler`` None with ``tls`` = a TLS server that says nothing."""
 
+        inner = handler or _idle
+
+        async def safe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # A test server must survive whatever the scanner does (reset, abort, cancel).
+            try:
+                await inner(reader, writer)
+            except (OSError, asyncio.CancelledError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.transport.abort()
+
         async def start() -> asyncio.base_events.Server:
-            return await asyncio.start_server(handler or _idle, "127.0.0.1", port, ssl=tls,
+            return await asyncio.start_server(safe, "127.0.0.1", port, ssl=tls,
                                               ssl_handshake_timeout=5 if tls else None)
 
         server = asyncio.run_coroutine_threadsafe(start(), self.loop).result(10)
@@ -119,9 +130,11 @@ class Loopback:
         async def stop() -> None:
             for s in self._servers:
                 s.close()
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0.05)  # let aborted transports release their sockets
 
         asyncio.run_coroutine_threadsafe(stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -130,10 +143,7 @@ class Loopback:
 
 
 async def _idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        await reader.read(1)
-    finally:
-        writer.close()
+    await reader.read(1)
 
 
 def free_port() -> int:
