@@ -84,6 +84,11 @@ class ScanOptions:
     banner_wait: float = 1.0  # auto mode: how long to wait for a server-first banner
     alpn: tuple[str, ...] = ("h2", "http/1.1")
 
+    def __post_init__(self) -> None:
+        mode = str(self.starttls).lower()
+        value = StarttlsMode(mode) if mode in set(StarttlsMode) else Starttls(mode)
+        object.__setattr__(self, "starttls", value)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeResult:
@@ -97,6 +102,7 @@ class ProbeResult:
     alpn: str | None = None
     elapsed: float = 0.0
     attempts: int = 1
+    banner: bytes = field(default=b"", repr=False)  # what a server said before any TLS
 
     @property
     def location(self) -> Location:
@@ -218,7 +224,7 @@ class Scanner:
         result = await self._with_retries(ep, proto, gate)
         if (result.status is Status.NOT_TLS and proto is None
                 and opts.starttls is StarttlsMode.AUTO):
-            found = await self._sniff(ep)
+            found = sniff(result.banner) if result.banner else await self._sniff(ep)
             if found is not None:
                 again = await self._with_retries(ep, found, None)
                 result = again if again.status is Status.OK or again.status not in (
@@ -258,6 +264,10 @@ class Scanner:
                 if proto is not None:
                     await DIALOGUES[proto](reader, writer, ep.sni or ep.host)
                     await writer.drain()
+                elif early := _early(reader):
+                    return ProbeResult(endpoint=ep, status=Status.NOT_TLS, banner=early,
+                                       reason=f"the server spoke first: {_show(early)}",
+                                       elapsed=time.perf_counter() - t0)
                 await writer.start_tls(self._ctx, server_hostname=ep.sni)
             tls: Any = writer.get_extra_info("ssl_object")
             chain = presented_chain(tls)
@@ -277,14 +287,21 @@ class Scanner:
             status, reason = Status.CLOSED, f"closed during the {proto} dialogue"
         except ssl.SSLError as exc:
             status, reason = _tls_failure(exc)
-        except ConnectionResetError:
-            status, reason = Status.RESET, "connection reset by peer"
+        except ConnectionResetError as exc:
+            # asyncio reports a FIN during the handshake as a bare ConnectionResetError;
+            # a real reset from the kernel carries ECONNRESET.
+            status, reason = ((Status.RESET, "connection reset by peer") if exc.errno
+                              else (Status.CLOSED, "closed by the server before TLS finished"))
         except OSError as exc:
             status, reason = Status.CLOSED, _one_line(exc)
         finally:
             writer.transport.abort()
+        early = _early(reader) if proto is None else b""
+        if early:
+            # It spoke before our ClientHello got an answer: not TLS, whatever broke after.
+            status, reason = Status.NOT_TLS, f"the server spoke first: {_show(early)}"
         return ProbeResult(endpoint=ep, status=status, reason=reason, starttls=proto,
-                           elapsed=time.perf_counter() - t0)
+                           elapsed=time.perf_counter() - t0, banner=early)
 
     async def _sniff(self, ep: Endpoint) -> Starttls | None:
         """Connect again and listen: a server-first banner names a STARTTLS protocol."""
@@ -299,6 +316,17 @@ class Scanner:
         finally:
             writer.transport.abort()
         return sniff(banner)
+
+
+def _early(reader: asyncio.StreamReader) -> bytes:
+    # Bytes the plaintext stream buffered before TLS took over. StreamReader has no public
+    # peek; TLS servers never speak first, so any byte here means "not TLS".
+    return bytes(getattr(reader, "_buffer", b""))[:512]
+
+
+def _show(data: bytes) -> str:
+    text = " ".join(data.decode("latin-1").split())
+    return repr(text[:60])
 
 
 def _planned_starttls(ep: Endpoint, mode: StarttlsMode | Starttls) -> Starttls | None:
@@ -317,7 +345,7 @@ def _with(result: ProbeResult, *, attempts: int) -> ProbeResult:
     return ProbeResult(endpoint=result.endpoint, status=result.status, reason=result.reason,
                        starttls=result.starttls, chain=result.chain,
                        tls_version=result.tls_version, cipher=result.cipher, alpn=result.alpn,
-                       elapsed=result.elapsed, attempts=attempts)
+                       elapsed=result.elapsed, attempts=attempts, banner=result.banner)
 
 
 def _connect_failure(exc: BaseException, timeout: float) -> tuple[Status, str]:
@@ -327,6 +355,8 @@ def _connect_failure(exc: BaseException, timeout: float) -> tuple[Status, str]:
         return Status.RESOLVE_FAILED, _one_line(exc)
     if isinstance(exc, ConnectionRefusedError):
         return Status.REFUSED, "connection refused"
+    if isinstance(exc, ConnectionResetError) or getattr(exc, "errno", None) == errno.ECONNRESET:
+        return Status.RESET, "connection reset by peer right after connect"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH,
                                                   errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
         return Status.UNREACHABLE, _one_line(exc)
