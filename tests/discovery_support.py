@@ -125,6 +125,17 @@ class Loopback:
         self._servers.append(server)
         return int(server.sockets[0].getsockname()[1])
 
+    def stop(self, port: int) -> None:
+        """Stop listening on ``port`` (a location that goes away)."""
+
+        async def stop_one() -> None:
+            for server in self._servers:
+                if server.sockets and server.sockets[0].getsockname()[1] == port:
+                    server.close()
+                    await server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop_one(), self.loop).result(10)
+
     def close(self) -> None:
         async def stop() -> None:
             for s in self._servers:

@@ -60,6 +60,7 @@ class _Sink:
         self.json: list[dict[str, Any]] = []
         self.counts: collections.Counter[str] = collections.Counter()
         self.certs = 0
+        self._lock = asyncio.Lock()
 
     async def add(self, result: ProbeResult) -> None:
         self.pending.append(result)
@@ -67,10 +68,18 @@ class _Sink:
             await self.flush()
 
     async def flush(self) -> None:
-        batch, self.pending = self.pending, []
-        self.last = time.monotonic()
-        if batch:
-            await asyncio.to_thread(self._write, batch)
+        async with self._lock:  # one writer thread at a time
+            batch, self.pending = self.pending, []
+            self.last = time.monotonic()
+            if batch:
+                await asyncio.to_thread(self._write, batch)
+
+    async def tick(self, stop: asyncio.Event) -> None:
+        """Flush on a clock too: slow endpoints must not hold back what fast ones found."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
+            await self.flush()
 
     def _write(self, batch: list[ProbeResult]) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -111,15 +120,18 @@ def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
 async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | None,
                total: int) -> None:
     task = progress.add_task("scanning", total=total) if progress else None
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(sink.tick(stop))
     try:
         async for result in scanner.scan(eps):
             await sink.add(result)
             if progress is not None and task is not None:
                 progress.advance(task)
     finally:
+        stop.set()
+        await ticker
         # Whatever ends the scan (done, Ctrl-C), what was found is written.
-        with contextlib.suppress(Exception):
-            await sink.flush()
+        await sink.flush()
 
 
 @click.command("scan")
