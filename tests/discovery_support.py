@@ -7,6 +7,7 @@ standard library's ``ssl`` module, listening on 127.0.0.1 in a background thread
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import socket
 import ssl
@@ -272,10 +273,8 @@ class BlackHole:
             for _ in range(4):  # fill the (backlog + 1) queue and the SYN slot
                 c = socket.socket()
                 c.setblocking(False)
-                try:
+                with contextlib.suppress(BlockingIOError):
                     c.connect((host, port))
-                except BlockingIOError:
-                    pass
                 self._socks.append(c)
 
     def close(self) -> None:

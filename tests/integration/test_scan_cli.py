@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from discovery_support import Issued, Loopback, free_port, issue, server_context
 
 from certwarden.cli import main
 from certwarden.store.inventory import Inventory
+from discovery_support import Issued, Loopback, free_port, issue, server_context
 
 
 @pytest.fixture

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from discovery_support import BlackHole, Issued, Loopback, free_port, issue, server_context
-from discovery_support import starttls_server as starttls_handler
 
 from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions, Status
 from certwarden.discovery.targets import Endpoint, Starttls
 from certwarden.x509 import Certificate
+from discovery_support import BlackHole, Issued, Loopback, free_port, issue, server_context
+from discovery_support import starttls_server as starttls_handler
 
 
 @pytest.fixture
@@ -55,7 +55,8 @@ def test_full_chain_version_cipher_alpn(loop_servers: Loopback, tmp_path: Path,
     assert [Certificate.from_der(d).sha256 for d in r.chain] == [
         leaf.record.sha256, inter.record.sha256, root.record.sha256]
     assert r.tls_version == "TLSv1.3"
-    assert r.cipher and r.cipher.startswith("TLS_")
+    assert r.cipher is not None
+    assert r.cipher.startswith("TLS_")
     assert r.alpn == "h2"
     sg = r.sighting()
     assert sg is not None
@@ -216,10 +217,13 @@ def test_cancelled_scan_leaves_no_task_behind(loop_servers: Loopback) -> None:
     async def go() -> None:
         scanner = Scanner(ScanOptions(handshake_timeout=30))
         agen = scanner.scan([ep(port)] * 3)
-        with pytest.raises(TimeoutError):
+        async def drain() -> None:
             async with asyncio.timeout(0.3):
                 async for _ in agen:
                     pass
+
+        with pytest.raises(TimeoutError):
+            await drain()
         await agen.aclose()
         assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
 

@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
-from discovery_support import free_port, issue, write_pem
 
 from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions, Status
 from certwarden.discovery.targets import Endpoint
 from certwarden.x509 import Certificate
+from conftest import require_tool
+from discovery_support import free_port, issue, write_pem
 
 pytestmark = pytest.mark.peer("openssl")
 

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import require_tool
-from discovery_support import Issued, free_port, issue, write_pem
 
 from certwarden.cli import main
+from conftest import require_tool
+from discovery_support import Issued, free_port, issue, write_pem
 
 pytestmark = pytest.mark.peer("postgresql")
 

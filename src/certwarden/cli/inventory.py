@@ -77,7 +77,7 @@ def scans_cmd(ctx: click.Context, as_json: bool) -> None:
     """Every scan: kind, targets, start, end, sightings, errors."""
     with Inventory.open(ctx.obj.get("db_url")) as inv:
         scans = inv.scans()
-    rows = [{"id": s.id, "kind": s.kind, "targets": list(s.targets),
+    rows: list[dict[str, Any]] = [{"id": s.id, "kind": s.kind, "targets": list(s.targets),
              "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
              "sightings": s.sightings, "errors": s.errors} for s in scans]
     if as_json:
@@ -103,7 +103,7 @@ def changes_cmd(ctx: click.Context, scan_id: int | None, as_json: bool) -> None:
         if scan_id is not None:
             inv.scan(scan_id)  # unknown scan: one line, exit 2
         changes = inv.changes(scan_id)
-    rows = [{"scan": c.scan_id, "location": c.location, "change": c.change,
+    rows: list[dict[str, Any]] = [{"scan": c.scan_id, "location": c.location, "change": c.change,
              "old_sha256": c.old_sha256, "new_sha256": c.new_sha256, "at": _iso(c.at)}
             for c in changes]
     if as_json:

@@ -37,7 +37,7 @@ _JKS = (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce")
 
 class FileStatus(StrEnum):
     OK = "ok"
-    NEEDS_PASSWORD = "needs-password"
+    NEEDS_PASSWORD = "needs-password"  # noqa: S105 - a status name, not a password
     UNREADABLE = "unreadable"  # permission denied, I/O error
     BROKEN = "broken"  # looked like a certificate container, could not be parsed
     TOO_LARGE = "too-large"

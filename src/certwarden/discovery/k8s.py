@@ -33,7 +33,7 @@ _BINARY_HINTS = (".p12", ".pfx", ".jks", ".keystore", ".truststore", ".der", ".c
 
 class K8sStatus(StrEnum):
     OK = "ok"
-    NEEDS_PASSWORD = "needs-password"
+    NEEDS_PASSWORD = "needs-password"  # noqa: S105 - a status name, not a password
     BROKEN = "broken"
 
 
@@ -190,10 +190,11 @@ def read_cluster(*, kubeconfig: str | None = None, context: str | None = None,
     from kubernetes.config.config_exception import ConfigException
 
     try:
-        api_client = config.new_client_from_config(config_file=kubeconfig, context=context,
-                                                   persist_config=False)
+        api_client = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig, context=context, persist_config=False)
         if context is None:
-            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+            _, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig)
             context = str(active["name"])
     except (ConfigException, OSError, TypeError, KeyError, ValueError) as exc:
         raise UsageError(f"kubeconfig: {' '.join(str(exc).split())[:200]}") from None
