@@ -60,6 +60,7 @@ class _Sink:
         self.json: list[dict[str, Any]] = []
         self.counts: collections.Counter[str] = collections.Counter()
         self.certs = 0
+        self.parsed: dict[bytes, Certificate] = {}  # intermediates repeat across servers
         self._lock = asyncio.Lock()
 
     async def add(self, result: ProbeResult) -> None:
@@ -89,7 +90,7 @@ class _Sink:
             status, reason = r.status, r.reason
             if status is Status.OK:
                 try:
-                    certs = r.certificates()
+                    certs = r.certificates(self.parsed)
                 except ParseError as exc:
                     status, reason = Status.BAD_CERTIFICATE, exc.reason
             if certs:

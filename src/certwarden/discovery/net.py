@@ -18,7 +18,6 @@ Scheduling, in one place:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import errno
 import resource
@@ -117,13 +116,28 @@ class ProbeResult:
             return None
         return f"{self.status}: {self.reason}" if self.reason else str(self.status)
 
-    def certificates(self) -> tuple[Certificate, ...]:
-        """The presented chain parsed; an unparsable leaf raises ``ParseError``."""
+    def certificates(self, cache: dict[bytes, Certificate] | None = None,
+                     ) -> tuple[Certificate, ...]:
+        """The presented chain parsed; an unparsable leaf raises ``ParseError``.
+
+        ``cache`` (DER -> record) saves parsing the intermediates many servers share.
+        """
         where = self.location.uri
-        out = [Certificate.from_der(self.chain[0], source=where)] if self.chain else []
-        for n, der in enumerate(self.chain[1:], start=1):
-            with contextlib.suppress(ParseError):  # a broken intermediate: keep the leaf
-                out.append(Certificate.from_der(der, source=f"{where} (chain {n})"))
+        memo = cache if cache is not None else {}
+        out: list[Certificate] = []
+        for n, der in enumerate(self.chain):
+            cert = memo.get(der)
+            if cert is None:
+                try:
+                    cert = Certificate.from_der(der, source=f"{where} (chain {n})" if n
+                                                else where)
+                except ParseError:
+                    if n == 0:
+                        raise
+                    continue  # a broken intermediate: keep the leaf and the rest
+                if n:  # leaves are mostly unique: remember only the issuers
+                    memo[der] = cert
+            out.append(cert)
         return tuple(out)
 
     def sighting(self, seen_at: dt.datetime | None = None,

@@ -234,11 +234,12 @@ class Inventory:
                     scan = s.get(ScanRow, scan_id)
                     if scan is None:
                         raise UsageError(f"no scan {scan_id} in the inventory")
-                    if batch:
-                        self._store(s, scan_id, batch)
+                    added = self._store(s, scan_id, batch) if batch else 0
                     s.add_all(outcomes)
-                    s.flush()
-                    self._refresh_counts(s, scan)
+                    # Counted as we go (a COUNT per batch would make long scans quadratic);
+                    # finish_scan recounts exactly.
+                    scan.sightings += added
+                    scan.errors += sum(1 for o in outcomes if o.status != "ok")
                 pending.outcomes.clear()
                 return len(batch)
             except IntegrityError:
@@ -247,7 +248,7 @@ class Inventory:
                                      "another writer holds the same rows") from None
         return 0  # pragma: no cover - the loop returns or raises
 
-    def _store(self, s: Session, scan_id: int, batch: list[Sighting]) -> None:
+    def _store(self, s: Session, scan_id: int, batch: list[Sighting]) -> int:
         certs: dict[str, Certificate] = {}
         for sg in batch:
             certs.setdefault(sg.certificate.sha256, sg.certificate)
@@ -265,6 +266,7 @@ class Inventory:
         observed = set(s.scalars(select(ObservationRow.sighting_id).where(
             ObservationRow.scan_id == scan_id,
             ObservationRow.sighting_id.in_([r.id for r in existing.values()] or [-1]))))
+        touched: list[SightingRow] = []
         for sg in batch:
             loc = loc_rows[sg.location.uri]
             cert_id = cert_ids[sg.certificate.sha256]
@@ -282,12 +284,14 @@ class Inventory:
                 row.last_seen = max(row.last_seen, sg.seen_at)
             row.last_scan_id = scan_id
             _fill_context(row, sg)
-            s.flush()
-            if row.id not in observed:
-                s.add(ObservationRow(scan_id=scan_id, sighting_id=row.id))
-                observed.add(row.id)
+            touched.append(row)
             if sg.position == 0:
                 self._track_leaf(s, scan_id, loc, cert_id, sg.seen_at)
+        s.flush()  # one multi-row INSERT for the new sightings, not one per sighting
+        new_obs = [ObservationRow(scan_id=scan_id, sighting_id=sid)
+                   for sid in dict.fromkeys(r.id for r in touched) if sid not in observed]
+        s.add_all(new_obs)
+        return len(new_obs)
 
     def _track_leaf(self, s: Session, scan_id: int, loc: LocationRow, cert_id: int,
                     seen_at: dt.datetime) -> None:
