@@ -99,7 +99,8 @@ class _Sink:
                     sightings.append(sg)
                     self.certs += 1
             self.counts[str(status)] += 1
-            self.inv.record_outcome(self.scan_id, r.location.uri, str(status), reason)
+            if status is not Status.OK:  # a success is on record as its sighting
+                self.inv.record_outcome(self.scan_id, r.location.uri, str(status), reason)
             if self.keep_json and status in REACHED:
                 self.json.append(_json(r, certs, status, reason))
         self.inv.add_sightings(self.scan_id, sightings)
