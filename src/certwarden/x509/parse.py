@@ -226,14 +226,15 @@ def _keystore(data: bytes, source: str, password: bytes | None, fmt: Format) -> 
     except (jks.util.BadKeystoreFormatException, jks.util.UnexpectedJavaTypeException,
             jks.util.UnexpectedAlgorithmException, ValueError, IndexError, EOFError) as exc:
         raise ParseError(source, f"unreadable {fmt.value.upper()} ({_one_line(exc)})") from None
-    except Exception as exc:  # noqa: BLE001 - pyjks raises bare struct/jks errors on junk
+    except Exception as exc:
         raise ParseError(source, f"unreadable {fmt.value.upper()} ({_one_line(exc)})") from None
     certs: list[Certificate] = []
     keys: list[KeyInfo] = []
     for alias, entry in sorted(store.certs.items()):
         certs.append(Certificate.from_der(entry.cert, source=f"{source}#{alias}"))
     for alias, entry in sorted(store.private_keys.items()):
-        certs.extend(Certificate.from_der(c[1], source=f"{source}#{alias}") for c in entry.cert_chain)
+        certs.extend(Certificate.from_der(der, source=f"{source}#{alias}")
+                     for _type, der in entry.cert_chain)
         keys.append(KeyInfo(encrypted=True, spki_sha256=None, key_type=None))
     if not certs:
         raise ParseError(source, f"{fmt.value.upper()} holds no certificate")
@@ -250,7 +251,7 @@ def _key_info(pem_block: bytes, label: str, password: bytes | None) -> KeyInfo:
         return KeyInfo(encrypted=True, spki_sha256=None, key_type=None)
     try:
         key = serialization.load_pem_private_key(pem_block, password=None)
-    except (ValueError, TypeError, Exception):  # noqa: BLE001 - any unreadable key is "unknown"
+    except (ValueError, TypeError, Exception):
         return KeyInfo(encrypted=False, spki_sha256=None, key_type=None)
     spki = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -22,7 +22,7 @@ from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from certwarden.errors import ParseError
 
@@ -145,7 +145,7 @@ class Certificate:
             "sha256": self.sha256,
             "sha1": self.sha1,
             "spki_sha256": self.spki_sha256,
-            "serial": format(self.serial, "x") if self.serial >= 0 else "-" + format(-self.serial, "x"),
+            "serial": serial_hex(self.serial),
             "version": self.version,
             "subject": self.subject,
             "issuer": self.issuer,
@@ -183,6 +183,11 @@ class Certificate:
             extra = tuple(dict.fromkeys(" ".join(str(w.message).split())[:160] for w in caught))
             record = dataclasses.replace(record, problems=record.problems + extra)
         return record
+
+
+def serial_hex(serial: int) -> str:
+    """Lowercase hex as tools print it; a (non-conforming) negative serial keeps its sign."""
+    return format(serial, "x") if serial >= 0 else "-" + format(-serial, "x")
 
 
 def _iso(when: dt.datetime) -> str:
@@ -328,7 +333,7 @@ def _extensions(cert: cx509.Certificate, problems: list[str]) -> _Ext:
     out = _Ext()
     try:
         exts = cert.extensions
-    except ValueError as exc:
+    except Exception as exc:
         # Duplicate or malformed extensions: keep everything else, say what went wrong.
         problems.append(f"extensions: {_reason(exc)}")
         return out
@@ -340,19 +345,18 @@ def _extensions(cert: cx509.Certificate, problems: list[str]) -> _Ext:
                                 name=oid.dotted_string if name == "Unknown OID" else name,
                                 critical=ext.critical))
         value = ext.value
-        if oid == ExtensionOID.SUBJECT_ALTERNATIVE_NAME and isinstance(value, cx509.SubjectAlternativeName):
+        if isinstance(value, cx509.SubjectAlternativeName):
             out.sans = _sans(value)
-        elif oid == ExtensionOID.BASIC_CONSTRAINTS and isinstance(value, cx509.BasicConstraints):
+        elif isinstance(value, cx509.BasicConstraints):
             out.basic_constraints = BasicConstraints(ca=value.ca, path_length=value.path_length,
                                                      critical=ext.critical)
-        elif oid == ExtensionOID.KEY_USAGE and isinstance(value, cx509.KeyUsage):
+        elif isinstance(value, cx509.KeyUsage):
             out.key_usage = _key_usage(value)
-        elif oid == ExtensionOID.EXTENDED_KEY_USAGE and isinstance(value, cx509.ExtendedKeyUsage):
+        elif isinstance(value, cx509.ExtendedKeyUsage):
             out.eku = tuple(_oid_name(o) for o in value)
-        elif oid == ExtensionOID.SUBJECT_KEY_IDENTIFIER and isinstance(value, cx509.SubjectKeyIdentifier):
+        elif isinstance(value, cx509.SubjectKeyIdentifier):
             out.ski = value.digest.hex()
-        elif (oid == ExtensionOID.AUTHORITY_KEY_IDENTIFIER
-              and isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier):
+        elif isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier:
             out.aki = value.key_identifier.hex()
     out.extensions = tuple(listed)
     return out
