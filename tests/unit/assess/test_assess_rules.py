@@ -192,7 +192,9 @@ def test_rule_ids_unique_and_every_rule_has_vectors() -> None:
     per_cert = {r.id for r in RULES if r.scope.value != "policy"}
     assert per_cert == set(_CASES), per_cert ^ set(_CASES)
     for r in RULES:
-        assert r.rationale and r.citation and r.remediation, r.id
+        assert r.rationale, r.id
+        assert r.citation, r.id
+        assert r.remediation, r.id
 
 
 @pytest.mark.parametrize("rule", sorted(_CASES))
@@ -234,9 +236,11 @@ def test_expired_exception_is_a_finding_and_silences_nothing() -> None:
     assert quiet.suppressed == 1
     loud = assess([s], policy=Policy(exceptions=(gone,), source="p.yaml"), trust=TRUST, now=NOW)
     rules = [f.rule for f in loud.findings]
-    assert "expired" in rules and "exception-expired" in rules
+    assert "expired" in rules
+    assert "exception-expired" in rules
     ex = next(f for f in loud.findings if f.rule == "exception-expired")
-    assert ex.evidence["policy"] == "p.yaml:7" and ex.owner == "web"
+    assert ex.evidence["policy"] == "p.yaml:7"
+    assert ex.owner == "web"
 
 
 def test_severity_override_and_rule_off() -> None:
