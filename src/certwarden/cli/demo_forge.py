@@ -30,7 +30,8 @@ _SIG_OIDS = {  # DER of AlgorithmIdentifier for the hashes cryptography will not
     ("rsa", "sha1"): bytes.fromhex("300d06092a864886f70d0101050500"),
     ("ec", "sha1"): bytes.fromhex("300906072a8648ce3d0401"),
 }
-_HASHES = {"md5": hashes.MD5, "sha1": hashes.SHA1, "sha256": hashes.SHA256,
+_Hash = type[hashes.MD5 | hashes.SHA1 | hashes.SHA256 | hashes.SHA384]
+_HASHES: dict[str, _Hash] = {"md5": hashes.MD5, "sha1": hashes.SHA1, "sha256": hashes.SHA256,
            "sha384": hashes.SHA384}
 
 
