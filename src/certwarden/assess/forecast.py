@@ -3,7 +3,8 @@
 For each year we take the ceiling in force on 31 December (the strictest one reached that
 year), count the leaf certificates whose validity exceeds it, and compare the renewals the
 estate does now with the renewals it must do at that ceiling (one per ``ceiling`` days, i.e.
-365 / ceiling a year per certificate).
+365 / ceiling a year per certificate). The estate is taken as it is: each leaf stands for a
+service that keeps needing a certificate, renewed with the validity it has today.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ DEFAULT_YEARS = range(2026, 2031)
 class ForecastYear:
     year: int
     max_validity_days: int
-    certificates: int  # leaves counted (not expired before that year began)
+    certificates: int  # leaf certificates (services) counted
     violating: int  # validity longer than the ceiling
     renewals_now: int  # renewals a year at each certificate's current validity
     renewals_needed: int  # renewals a year when every certificate lives at most the ceiling
@@ -53,7 +54,6 @@ def forecast(certificates: Iterable[Certificate], years: range = DEFAULT_YEARS,
              ) -> tuple[ForecastYear, ...]:
     # One pass over the certificates, accumulating every year at once.
     ceilings = [schedule.max_validity_days(dt.date(y, 12, 31)) for y in years]
-    starts = [dt.datetime(y, 1, 1, tzinfo=dt.UTC) for y in years]
     n = len(ceilings)
     counted, violating = [0] * n, [0] * n
     now_rate, need_rate = [0.0] * n, [0.0] * n
@@ -63,8 +63,6 @@ def forecast(certificates: Iterable[Certificate], years: range = DEFAULT_YEARS,
         secs = schedule.validity_seconds(c.not_before, c.not_after)
         days = max(secs / 86400, 1.0)
         for i in range(n):
-            if c.not_after < starts[i]:
-                continue  # gone before that year began
             counted[i] += 1
             now_rate[i] += 365 / days
             ceiling = ceilings[i]
