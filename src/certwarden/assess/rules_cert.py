@@ -59,7 +59,7 @@ def validity_too_long(t: Target) -> Iterator[Hit]:
         ceiling, source = private, "the policy ceiling for private certificates"
     if schedule.exceeds(c.not_before, c.not_after, ceiling):
         days = schedule.validity_days_rounded_up(c.not_before, c.not_after)
-        yield Hit(message=f"valid for {days} days; {source} is {ceiling} days",
+        yield Hit(message=f"valid for {c.validity_days:.0f} days; {source} is {ceiling} days",
                   evidence={"validity_days": str(days), "max_days": str(ceiling),
                             "not_before": _date(c.not_before), "not_after": _date(c.not_after)})
 

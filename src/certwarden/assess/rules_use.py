@@ -56,9 +56,11 @@ def untrusted_chain(t: Target) -> Iterator[Hit]:
     if Problem.UNKNOWN_ISSUER in problems and Problem.INCOMPLETE_CHAIN not in problems:
         reasons.append(f"the chain ends at {top.subject or '(empty)'}, which is not a trusted "
                        "root")
-    if Problem.BAD_SIGNATURE in problems:
+    # verify_chain also files the path builder's refusal under these two; a SHA-1/MD5 chain
+    # (weak-signature says it) and a CA served as leaf (ca-cert-served-as-leaf) are not them.
+    if Problem.BAD_SIGNATURE in problems and Problem.WEAK_SIGNATURE not in problems:
         reasons.append("a signature in the chain does not verify")
-    if Problem.NOT_A_CA in problems:
+    if any(not issuer.is_ca for issuer in v.chain[1:]):
         reasons.append("an issuer in the chain is not a CA")
     if Problem.PATH_TOO_LONG in problems:
         reasons.append("the chain is longer than an issuer's path length allows")
@@ -91,7 +93,11 @@ def hostname_mismatch(t: Target) -> Iterator[Hit]:
     if name is None or matches_hostname(t.certificate, name):
         return
     c = t.certificate
-    names = ", ".join(c.names) or "(none)"
+    if c.sans:
+        names = ", ".join(c.sans.dns + c.sans.ip) or "no DNS or IP name"
+    else:
+        # RFC 6125 §6.4.4: the CN is a fallback for DNS names only, never for an IP address.
+        names = f"no subjectAltName, only CN={c.subject_cn}" if c.subject_cn else "no name"
     yield Hit(message=f"the client asked for {name}; the certificate covers {names}",
               evidence={"client_name": name, "certificate_names": names})
 
