@@ -44,7 +44,8 @@ def _png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
         body = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            assert depth == 8 and interlace == 0 and ctype in (2, 6)
+            assert (depth, interlace) == (8, 0)
+            assert ctype in (2, 6)
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
