@@ -18,10 +18,14 @@ from certwarden.assess.rules import RULES, RULES_BY_ID
 from certwarden.assess.target import Estate, Target
 from certwarden.errors import CertwardenError
 from certwarden.records import LocationKind, Sighting
-from certwarden.x509 import Certificate
+from certwarden.x509 import Certificate, Kind
 from certwarden.x509.verify import TrustStore, VerifyResult, verify_chain
+from certwarden.x509.verify import _issued_by as issued_by
 
-_CHAIN_CACHE_MAX = 20_000  # verdicts kept per run; a chain served at many places is checked once
+# ``issued_by`` is private in x509.verify; it is the one signature check there is, and
+# duplicating it here would be worse than naming it. (Asked upstream to make it public.)
+
+_CHAIN_CACHE_MAX = 20_000  # chain shapes kept per run; an estate has far fewer issuers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,20 +77,35 @@ class Assessor:
         self.rules: tuple[Rule, ...] = tuple(
             r for r in RULES if r.scope is not Scope.POLICY and policy.enabled(r.id))
         self.suppressed = 0
-        self._chains: dict[tuple[str, ...], VerifyResult] = {}
+        self._chains: dict[tuple[object, ...], VerifyResult] = {}
 
     def _chain(self, s: Sighting) -> VerifyResult | None:
+        """The presented chain's verdict, computed once per chain shape.
+
+        Leaves under the same issuer and the same presented chain share everything the chain
+        rules read (where the path ends, what is missing, the issuers' own state); only the
+        leaf's signature is its own, so that is checked for every leaf (about 40 us), and a
+        leaf whose signature fails gets a full verification of its own.
+        """
+        leaf = s.certificate
         if (s.location.kind not in (LocationKind.TLS, LocationKind.PCAP) or s.position != 0
-                or s.certificate.kind == "self-signed"):
+                or leaf.kind == Kind.SELF_SIGNED):
             return None
-        key = (s.certificate.sha256, *(c.sha256 for c in s.chain))
-        hit = self._chains.get(key)
-        if hit is None:
+        shape = (leaf.issuer, leaf.authority_key_id, leaf.signature_hash, leaf.is_ca,
+                 *(c.sha256 for c in s.chain))
+        first = self._chains.get(shape)
+        if first is None:
             if len(self._chains) >= _CHAIN_CACHE_MAX:
                 self._chains.clear()
-            hit = verify_chain(s.certificate, s.chain, self.trust, at=self.now)
-            self._chains[key] = hit
-        return hit
+            first = verify_chain(leaf, s.chain, self.trust, at=self.now)
+            self._chains[shape] = first
+            return first
+        if first.chain[0] == leaf:
+            return first
+        if len(first.chain) > 1 and not issued_by(leaf, first.chain[1]):
+            return verify_chain(leaf, s.chain, self.trust, at=self.now)
+        return VerifyResult(valid=first.valid, problems=first.problems,
+                            chain=(leaf, *first.chain[1:]), detail=first.detail)
 
     def assess(self, cert: Certificate, sighting: Sighting | None) -> list[Finding]:
         location = sighting.location.uri if sighting else None

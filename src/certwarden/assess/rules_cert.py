@@ -9,6 +9,7 @@ from certwarden.assess import schedule
 from certwarden.assess.finding import Hit
 from certwarden.assess.target import Target, is_local_name
 from certwarden.x509 import Certificate, KeyType
+from certwarden.x509.verify import Problem
 
 WEAK_HASHES = frozenset({"md2", "md4", "md5", "sha1"})
 MAX_SERIAL_OCTETS = 20  # RFC 5280 §4.1.2.2
@@ -68,7 +69,7 @@ def _is_private(t: Target) -> bool:
     """Not anchored in the trust store: self-signed, self-issued, or an unknown root."""
     if t.certificate.self_issued:
         return True
-    return t.chain is not None and not t.chain.valid
+    return t.chain is not None and Problem.UNKNOWN_ISSUER in t.chain.problems
 
 
 def never_expires(t: Target) -> Iterator[Hit]:

@@ -128,8 +128,8 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
     for n in ("a", "b"):
         add(Service(name=f"key-reuse-{n}", leaf=leaf(f"reuse-{n}.demo.test", key=shared_key),
                     chain=(issuing,), expected=_rules("key-reuse")))
-    for n in range(3):
-        add(Service(name=f"sprawl-{n}", leaf=sprawled, chain=(issuing,),
+    for i in range(3):
+        add(Service(name=f"sprawl-{i}", leaf=sprawled, chain=(issuing,),
                     expected=_rules("cert-sprawl")))
 
     f = e.files.append

@@ -78,11 +78,12 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
           days: int = 60, ca: bool | None = False, hash_name: str = "sha256",
           serial: int = 0x1234_5678_9ABC, version: int = 3,
           eku: tuple[str, ...] = ("serverAuth",), self_issued_bad_signature: bool = False,
-          issuer_name: str | None = None) -> Forged:
+          issuer_name: str | None = None, signer_key: PrivateKey | None = None) -> Forged:
     """One certificate. ``issuer=None`` is self-signed. Subject like ``CN=a,O=b``.
 
     ``self_issued_bad_signature``: issuer name = subject, but signed by another key (a
-    self-issued certificate that no key we have verifies).
+    self-issued certificate that no key we have verifies). ``signer_key``: sign with this key
+    instead of the issuer's, keeping the issuer's name and key identifier (a forgery).
     """
     priv = make_key(key) if isinstance(key, str) else key
     nb = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
@@ -90,7 +91,7 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
     subj = _name(subject)
     if issuer is not None:
         iss_name = cx509.load_der_x509_certificate(issuer.der).subject
-        signer = issuer.key
+        signer = signer_key or issuer.key
     else:
         iss_name = _name(issuer_name) if issuer_name else subj
         signer = make_key("ec256") if self_issued_bad_signature else priv

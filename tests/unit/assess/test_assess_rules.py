@@ -257,3 +257,16 @@ def test_clean_estate_has_no_findings() -> None:
     result = assess([tls(good())], trust=TRUST, now=NOW,
                     policy=Policy(owners=(Owner(match="*", team="web"),)))
     assert result.findings == ()
+
+
+def test_chain_verdict_shared_per_chain_but_each_leaf_signature_checked() -> None:
+    honest = good(subject="CN=h.example.test", sans=("h.example.test",))
+    forged = good(subject="CN=f.example.test", sans=("f.example.test",),
+                  signer_key=make_key("ec256"))
+    assert honest.certificate.authority_key_id == forged.certificate.authority_key_id
+    result = assess([tls(honest, sni="h.example.test"), tls(forged, sni="f.example.test")],
+                    trust=TRUST, now=NOW, policy=Policy(owners=(Owner(match="*", team="t"),)))
+    by_subject = {(f.subject, f.rule) for f in result.findings}
+    assert by_subject == {(forged.certificate.subject, "untrusted-chain")}
+    msg = next(f.message for f in result.findings)
+    assert "does not verify" in msg
