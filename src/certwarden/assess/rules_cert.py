@@ -208,10 +208,16 @@ def _attrs(subject: str) -> set[str]:
     return {p.lower() for p in parts if p}
 
 
+_PLACEHOLDER_VALUES = tuple({text.split("=", 1)[1].lower() for text, _ in PLACEHOLDERS})
+
+
 def placeholder_subject(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    attrs = _attrs(c.subject)
-    hits = [(text, origin) for text, origin in PLACEHOLDERS if text.lower() in attrs]
+    low = c.subject.lower()
+    hits: list[tuple[str, str]] = []
+    if any(v in low for v in _PLACEHOLDER_VALUES):  # cheap screen before parsing the name
+        attrs = _attrs(c.subject)
+        hits = [(text, origin) for text, origin in PLACEHOLDERS if text.lower() in attrs]
     name = t.client_name
     if (c.subject_cn and c.subject_cn.lower() == "localhost" and name is not None
             and not is_local_name(name)):

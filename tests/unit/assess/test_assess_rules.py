@@ -264,9 +264,13 @@ def test_chain_verdict_shared_per_chain_but_each_leaf_signature_checked() -> Non
     forged = good(subject="CN=f.example.test", sans=("f.example.test",),
                   signer_key=make_key("ec256"))
     assert honest.certificate.authority_key_id == forged.certificate.authority_key_id
-    result = assess([tls(honest, sni="h.example.test"), tls(forged, sni="f.example.test")],
-                    trust=TRUST, now=NOW, policy=Policy(owners=(Owner(match="*", team="t"),)))
-    by_subject = {(f.subject, f.rule) for f in result.findings}
-    assert by_subject == {(forged.certificate.subject, "untrusted-chain")}
-    msg = next(f.message for f in result.findings)
-    assert "does not verify" in msg
+    honest2 = good(subject="CN=h2.example.test", sans=("h2.example.test",))
+    policy = Policy(owners=(Owner(match="*", team="t"),))
+    # The forged leaf first (it represents the chain shape), then honest ones, then again.
+    for order in ([forged, honest, honest2], [honest, forged, honest2]):
+        sightings = [tls(f, sni=f.certificate.sans.dns[0]) for f in order]
+        result = assess(sightings, trust=TRUST, now=NOW, policy=policy)
+        by_subject = {(f.subject, f.rule) for f in result.findings}
+        assert by_subject == {(forged.certificate.subject, "untrusted-chain")}, order
+        msg = next(f.message for f in result.findings)
+        assert "does not verify" in msg
