@@ -41,6 +41,7 @@ class KeyType(StrEnum):
     ED25519 = "ed25519"
     ED448 = "ed448"
     DSA = "dsa"
+    ML_DSA = "ml-dsa"  # FIPS 204; ``curve`` names the parameter set
     UNKNOWN = "unknown"
 
 
@@ -279,21 +280,30 @@ def _key_info(pub: Any) -> PublicKeyInfo:
         return PublicKeyInfo(type=KeyType.ED448, bits=456)
     if isinstance(pub, dsa.DSAPublicKey):
         return PublicKeyInfo(type=KeyType.DSA, bits=pub.key_size)
+    name = type(pub).__name__  # MLDSA65PublicKey ...
+    if name.startswith("MLDSA"):
+        return PublicKeyInfo(type=KeyType.ML_DSA, bits=0, curve=f"ML-DSA-{name[5:7]}")
     return PublicKeyInfo(type=KeyType.UNKNOWN, bits=0)
 
 
 def _signed_by_own_key(cert: cx509.Certificate, pub: Any) -> bool:
-    """True when the certificate's own public key verifies its signature.
+    return pub is not None and signature_verifies(cert, pub, issuer=cert)
 
-    cryptography's ``verify_directly_issued_by`` refuses SHA-1 and MD5; self-signed roots of
-    that age are exactly the ones we must recognise, so verify with the key directly.
+
+def signature_verifies(cert: cx509.Certificate, pub: Any, *, issuer: cx509.Certificate) -> bool:
+    """True when ``pub`` (the key of ``issuer``) verifies ``cert``'s signature.
+
+    cryptography's ``verify_directly_issued_by`` refuses SHA-1 and MD5; roots and appliances of
+    that age are exactly the ones we must recognise, so the classic algorithms are verified
+    with the key directly. Newer ones (ML-DSA ...) go through cryptography's own check.
     """
-    if pub is None:
-        return False
     sig, tbs = cert.signature, cert.tbs_certificate_bytes
     try:
         if isinstance(pub, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             pub.verify(sig, tbs)
+            return True
+        if not isinstance(pub, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
+            cert.verify_directly_issued_by(issuer)
             return True
         h = cert.signature_hash_algorithm
         if h is None:
@@ -304,10 +314,8 @@ def _signed_by_own_key(cert: cx509.Certificate, pub: Any) -> bool:
             pub.verify(sig, tbs, pad, h)
         elif isinstance(pub, ec.EllipticCurvePublicKey):
             pub.verify(sig, tbs, ec.ECDSA(h))
-        elif isinstance(pub, dsa.DSAPublicKey):
-            pub.verify(sig, tbs, h)
         else:
-            return False
+            pub.verify(sig, tbs, h)
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
         # A key/signature-algorithm mismatch (an RSA key under an ECDSA OID) is "not verified".
         return False
