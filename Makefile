@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the peer tests use: real peers, never fakes.
 DEB_PACKAGES := openssl softhsm2 tshark postgresql certbot lego dehydrated uacme caddy \
-                chromium faketime iproute2
+                chromium faketime iproute2 nmap pebble wrk openjdk-17-jre-headless
 
 .PHONY: demo test venv deb lint typecheck bench clean
 
