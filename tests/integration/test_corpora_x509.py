@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from tests.conftest import require_corpus
 
 from certwarden.errors import ParseError
 from certwarden.x509 import Kind, parse_bytes, read_source
 from certwarden.x509.verify import TrustStore, verify_chain
+from tests.conftest import require_corpus
 
 # cryptography 48 refuses these DER encodings outright; we report a ParseError naming them.
 PKILINT_UNPARSEABLE = {

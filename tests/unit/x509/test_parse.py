@@ -8,9 +8,9 @@ from pathlib import Path
 
 import jks
 import pytest
+from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
-from cryptography import x509 as cx509
 
 from certwarden.errors import ParseError, PasswordError
 from certwarden.x509 import Format, iter_sources, parse_bytes, read_source
