@@ -31,7 +31,7 @@ deb:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/certwarden demo
+	$(BIN)/certwarden inspect --password changeit src/certwarden/samples
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
