@@ -56,16 +56,30 @@ def test_inspect_live_endpoint_full_chain(tmp_path: Path,
     ca = mk.dev_ca("Live CA")
     leaf = mk.leaf(ca, ["localhost"])
     (tmp_path / "ca.pem").write_text(ca.certificate.pem())
+    trust = ["inspect", "--json", "--trust", str(tmp_path / "ca.pem")]
     with TLSServer(leaf.certificate.pem() + ca.certificate.pem(), leaf.key_pem(),
                    tmp_path / "srv") as srv:
-        code = main(["inspect", "--json", "--trust", str(tmp_path / "ca.pem"), "--sni",
-                     "localhost", f"127.0.0.1:{srv.port}"])
-    assert code == 0
-    objs = _json_lines(capsys.readouterr().out)
-    assert [o["sha256"] for o in objs] == [leaf.certificate.sha256, ca.certificate.sha256]
-    assert objs[0]["source"] == f"tls://127.0.0.1:{srv.port}"
-    # Verified for the name the client used (127.0.0.1), which the leaf does not carry.
-    assert objs[0]["verification"] == ["hostname-mismatch"]
+        target = f"127.0.0.1:{srv.port}"
+        assert main([*trust, "--sni", "localhost", target]) == 0
+        by_name = _json_lines(capsys.readouterr().out)
+        assert main([*trust, target]) == 0
+        by_ip = _json_lines(capsys.readouterr().out)
+    assert [o["sha256"] for o in by_name] == [leaf.certificate.sha256, ca.certificate.sha256]
+    assert by_name[0]["source"] == f"tls://{target}"
+    # Checked for the name the client asked for: SNI "localhost" is in the leaf ...
+    assert by_name[0]["verification"] == ["ok"]
+    # ... the bare IP is not.
+    assert by_ip[0]["verification"] == ["hostname-mismatch"]
+
+
+def test_inspect_against_system_and_certifi_stores(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    ss = mk.self_signed(["nobody-trusts.test"])
+    (tmp_path / "c.pem").write_text(ss.certificate.pem())
+    for store in ("system", "certifi"):
+        assert main(["inspect", "--json", "--trust", store, str(tmp_path / "c.pem")]) == 0
+        [obj] = _json_lines(capsys.readouterr().out)
+        assert obj["verification"] == ["self-signed"]
 
 
 def test_inspect_table_names_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
