@@ -39,6 +39,13 @@ class TBSParts:
     spki: bytes  # whole SubjectPublicKeyInfo TLV
 
 
+def tbs_of(cert_der: bytes) -> bytes:
+    """The TBSCertificate TLV inside a Certificate, sliced (cryptography re-encodes it: slow)."""
+    _t, start, _e = tlv(cert_der, 0)
+    _t, _s, end = tlv(cert_der, start)
+    return cert_der[start:end]
+
+
 def tbs_parts(tbs: bytes) -> TBSParts:
     _tag, i, _end = tlv(tbs, 0)  # TBSCertificate SEQUENCE
     tag, _s, e = tlv(tbs, i)

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from cryptography.x509.oid import NameOID
 
 from certwarden.errors import ParseError
-from certwarden.x509.der import name_atoms, tbs_parts
+from certwarden.x509.der import name_atoms, tbs_of, tbs_parts
 
 
 class Kind(StrEnum):
@@ -302,7 +302,8 @@ _LEGACY_SIG_HASH = {"md2WithRSAEncryption": "md2", "md4WithRSAEncryption": "md4"
 
 def _build(cert: cx509.Certificate, der: bytes) -> Certificate:
     digest = hashlib.sha256(der).digest()
-    parts = tbs_parts(cert.tbs_certificate_bytes)
+    tbs = tbs_of(der)
+    parts = tbs_parts(tbs)
     self_issued = parts.subject == parts.issuer or (
         # Same length but different bytes: maybe only the string types differ.
         len(parts.subject) == len(parts.issuer)
@@ -315,7 +316,7 @@ def _build(cert: cx509.Certificate, der: bytes) -> Certificate:
                 pub: Any = cert.public_key()
             except (ValueError, UnsupportedAlgorithm):
                 pub = None
-            verified = _signed_by_own_key(cert, pub)
+            verified = pub is not None and signature_verifies(cert, pub, issuer=cert, tbs=tbs)
             if len(_SELF_SIGNED_CACHE) >= _SELF_SIGNED_CACHE_MAX:
                 _SELF_SIGNED_CACHE.clear()
             _SELF_SIGNED_CACHE[digest] = verified
@@ -366,18 +367,17 @@ def _key_info(pub: Any) -> PublicKeyInfo:
     return PublicKeyInfo(type=KeyType.UNKNOWN, bits=0)
 
 
-def _signed_by_own_key(cert: cx509.Certificate, pub: Any) -> bool:
-    return pub is not None and signature_verifies(cert, pub, issuer=cert)
-
-
-def signature_verifies(cert: cx509.Certificate, pub: Any, *, issuer: cx509.Certificate) -> bool:
+def signature_verifies(cert: cx509.Certificate, pub: Any, *, issuer: cx509.Certificate,
+                       tbs: bytes | None = None) -> bool:
     """True when ``pub`` (the key of ``issuer``) verifies ``cert``'s signature.
 
     cryptography's ``verify_directly_issued_by`` refuses SHA-1 and MD5; roots and appliances of
     that age are exactly the ones we must recognise, so the classic algorithms are verified
     with the key directly. Newer ones (ML-DSA ...) go through cryptography's own check.
     """
-    sig, tbs = cert.signature, cert.tbs_certificate_bytes
+    sig = cert.signature
+    if tbs is None:
+        tbs = cert.tbs_certificate_bytes
     try:
         if isinstance(pub, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             pub.verify(sig, tbs)
