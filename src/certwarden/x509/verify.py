@@ -20,14 +20,13 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509 as cx509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification as cv
 
 from certwarden.errors import ParseError, UsageError
 from certwarden.x509.parse import iter_files, read_source
-from certwarden.x509.record import Certificate, Kind
+from certwarden.x509.record import Certificate, Kind, signature_verifies
 
 # Depth cap when we walk a chain ourselves; cryptography's own default is also 8.
 DEFAULT_MAX_DEPTH = 8
@@ -232,27 +231,11 @@ def _load(der: bytes) -> cx509.Certificate:
 def _issued_by(child: Certificate, parent: Certificate) -> bool:
     """Does ``parent``'s key verify ``child``'s signature? (SHA-1/MD5 included, on purpose.)"""
     try:
-        c = _load(child.der)
-        pub = _load(parent.der).public_key()
-        if isinstance(pub, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            pub.verify(c.signature, c.tbs_certificate_bytes)
-            return True
-        h = c.signature_hash_algorithm
-        if h is None:
-            return False
-        if isinstance(pub, rsa.RSAPublicKey):
-            params = c.signature_algorithm_parameters
-            pad = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
-            pub.verify(c.signature, c.tbs_certificate_bytes, pad, h)
-        elif isinstance(pub, ec.EllipticCurvePublicKey):
-            pub.verify(c.signature, c.tbs_certificate_bytes, ec.ECDSA(h))
-        elif isinstance(pub, dsa.DSAPublicKey):
-            pub.verify(c.signature, c.tbs_certificate_bytes, h)
-        else:
-            return False
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
+        issuer = _load(parent.der)
+        pub = issuer.public_key()
+    except (ValueError, UnsupportedAlgorithm):
         return False
-    return True
+    return signature_verifies(_load(child.der), pub, issuer=issuer)
 
 
 def _path_len_violated(path: list[Certificate]) -> bool:
