@@ -31,7 +31,7 @@ deb:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/certwarden inspect --password changeit src/certwarden/samples
+	$(BIN)/certwarden demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

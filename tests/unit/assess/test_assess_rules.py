@@ -274,3 +274,11 @@ def test_chain_verdict_shared_per_chain_but_each_leaf_signature_checked() -> Non
         assert by_subject == {(forged.certificate.subject, "untrusted-chain")}, order
         msg = next(f.message for f in result.findings)
         assert "does not verify" in msg
+
+
+def test_every_rule_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "assessment.md").read_text()
+    missing = [r.id for r in RULES if f'<a id="{r.id}"></a>`{r.id}`' not in doc]
+    assert not missing
