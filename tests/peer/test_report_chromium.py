@@ -18,7 +18,7 @@ from certwarden.cli.demo_forge import forge
 from certwarden.records import Location, Sighting
 from certwarden.report import build, to_html
 from certwarden.x509.verify import TrustStore
-from conftest import require_tool
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.peer("chromium")
 NOW = dt.datetime.now(dt.UTC)

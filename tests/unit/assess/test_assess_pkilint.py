@@ -30,7 +30,7 @@ from certwarden.assess import RULES_BY_ID, Estate, Policy, Target
 from certwarden.errors import ParseError
 from certwarden.records import Location, Sighting
 from certwarden.x509 import parse_bytes
-from conftest import require_corpus
+from tests.conftest import require_corpus
 
 NOW = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 _SUBSCRIBER = r"tls_br/(dv|ov|ev|iv)_(final|pre)_certificate/|etsi/q?[a-z]*_w_"
