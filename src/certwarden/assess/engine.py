@@ -171,7 +171,10 @@ def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate]
     trust = trust if trust is not None else load_trust(policy)
     now = now or dt.datetime.now(dt.UTC)
     seen_certs = {s.certificate.sha256: s.certificate for s in sightings}
-    unseen = [c for c in certificates if c.sha256 not in seen_certs]
+    # An issuer only ever seen inside a presented chain is judged by the chain rules of the
+    # leaves it signs; any other certificate without a sighting is assessed on its own.
+    issuers = {c.sha256 for s in sightings for c in s.chain}
+    unseen = [c for c in certificates if c.sha256 not in seen_certs and c.sha256 not in issuers]
     estate = Estate.build(sightings, unseen)
     assessor = Assessor(policy=policy, trust=trust, estate=estate, now=now)
     findings: list[Finding] = []
