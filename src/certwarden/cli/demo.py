@@ -7,7 +7,10 @@ writes the HTML report, and stops everything it started -- also on Ctrl-C or an 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib.util
+import io
 import os
 import socket
 import ssl
@@ -30,7 +33,7 @@ from certwarden.cli.demo_estate import (
     write_folder,
 )
 from certwarden.discovery.tls_fetch import fetch_chain, presented_chain, scanner_context
-from certwarden.errors import CertwardenError, ConnectError, ParseError
+from certwarden.errors import CertwardenError, ConnectError, ParseError, UsageError
 from certwarden.records import KeyFile, Location, LocationKind, Sighting
 from certwarden.report import ReportFormat, build, render, to_html
 from certwarden.x509 import Certificate, read_source
@@ -89,16 +92,46 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
         policy_path = workdir / "demo-policy.yaml"
         policy_path.write_text(policy_yaml(estate, folder, anchor, sandbox.ports, now.date()),
                                encoding="utf-8")
-        sightings, how = _discover(sandbox, folder, workdir)
+        found = _discover_engine(sandbox, folder, workdir)
+        if found is None:
+            sightings, how = _discover(sandbox, folder, workdir)
+            certificates: list[Certificate] = []
+        else:
+            sightings, certificates, how = found
     finally:
         sandbox.stop()
     policy = parse_policy(policy_path.read_text(encoding="utf-8"), source=str(policy_path),
                           known_rules=RULE_IDS)
-    result = assess(sightings, policy=policy, trust=load_trust(policy))
+    result = assess(sightings, certificates=certificates, policy=policy,
+                    trust=load_trust(policy))
     report = workdir / "report.html"
     report.write_text(to_html(build(result, forecast(result.certificates))), encoding="utf-8")
     return DemoRun(assessment=result, estate=estate, ports=dict(sandbox.ports), folder=folder,
                    report=report, seconds=time.monotonic() - started, discovery=how)
+
+
+def _discover_engine(sandbox: Sandbox, folder: Path, workdir: Path,
+                     ) -> tuple[list[Sighting], list[Certificate], str] | None:
+    """The real thing: ``certwarden scan`` and ``discover files`` into a fresh inventory."""
+    needed = ("certwarden.store.inventory", "certwarden.cli.scan", "certwarden.cli.discover")
+    if any(importlib.util.find_spec(m) is None for m in needed):
+        return None  # discovery not installed in this build: _discover does it directly
+    from certwarden.cli import main
+    from certwarden.cli.report import read_inventory
+
+    db = workdir / "inventory.db"
+    if db.exists():
+        db.unlink()  # a fresh inventory every run
+    url = f"sqlite:///{db}"
+    targets = [f"{HOST}:{port}" for _, port in sandbox.endpoints()]
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        scan = main(["--db", url, "scan", "--timeout", "5", *targets])
+        files = main(["--db", url, "discover", "files", str(folder)])
+    if scan or files:
+        raise UsageError(f"demo discovery failed: {' '.join(said.getvalue().split())[-300:]}")
+    sightings, certificates = read_inventory(url)
+    return sightings, certificates, f"certwarden scan + discover files into {url}"
 
 
 def _discover(sandbox: Sandbox, folder: Path, workdir: Path) -> tuple[list[Sighting], str]:
