@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import click
@@ -30,9 +31,11 @@ _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
 
 def read_inventory(db_url: str | None) -> tuple[list[Sighting], list[Certificate]]:
     """Every latest sighting and every certificate in the inventory."""
-    from certwarden.store.inventory import Inventory  # the store is optional for other verbs
-
-    inv = Inventory.open(db_url)
+    try:  # imported here: the other verbs must work without a database
+        store = importlib.import_module("certwarden.store.inventory")
+    except ImportError:
+        fail("the inventory store is not part of this build (certwarden.store.inventory)")
+    inv = store.Inventory.open(db_url)
     try:
         return list(inv.sightings(latest_only=True)), list(inv.certificates())
     finally:
