@@ -53,7 +53,7 @@ def hbars(name: str, title: str, items: Sequence[tuple[str, int]],
 def columns(name: str, title: str, items: Sequence[tuple[str, int, str]],
             width: int = 700, height: int = 220) -> str:
     """Vertical columns (label, value, color): the expiry timeline."""
-    left, bottom, top = 34, 44, 14
+    left, bottom, top = 34, 62, 14  # room below for the rotated labels
     out = [_open(name, title, width, height)]
     peak = max((v for _, v, _ in items), default=0) or 1
     plot_h = height - bottom - top
