@@ -143,6 +143,8 @@ def key_reuse(t: Target) -> Iterator[Hit]:
 
 
 def cert_sprawl(t: Target) -> Iterator[Hit]:
+    if t.certificate.is_ca:
+        return  # a CA certificate in many bundles is trust being distributed, not a key
     n = t.estate.locations.get(t.certificate.sha256, 0)
     limit = t.policy.thresholds.cert_sprawl_locations
     if n >= limit:

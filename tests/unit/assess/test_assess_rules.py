@@ -137,7 +137,7 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
         [lambda: tls(good())]),
     "cert-sprawl": (
         [lambda: _sprawl(5)],
-        [lambda: _sprawl(4)]),
+        [lambda: _sprawl(4), lambda: _sprawl(5, _INTER)]),
     "private-key-exposed": (
         [lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=True, mode=0o644)),
          lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=False,
@@ -172,17 +172,18 @@ def _key_reuse() -> tuple[Sighting, Sighting]:
 _SPRAWLED = good()
 
 
-def _sprawl(n: int) -> Sighting:
-    return tls(_SPRAWLED, port=8000 + n)
+def _sprawl(n: int, cert: Forged = _SPRAWLED) -> Sighting:
+    return file(cert, f"/bundles/{8000 + n}.pem")
 
 
 def _others(rule: str, s: Sighting) -> tuple[Sighting, ...]:
     if rule == "key-reuse":
         return _key_reuse()[1:] if s.location.uri.endswith("a.pem") else ()
-    if rule == "cert-sprawl" and s.certificate == _SPRAWLED.certificate:
-        assert s.location.port is not None
-        count = s.location.port - 8000
-        return tuple(tls(_SPRAWLED, port=9000 + i) for i in range(count - 1))
+    if rule == "cert-sprawl":
+        assert s.location.path is not None
+        count = int(s.location.path.split("/")[-1].split(".")[0]) - 8000
+        mine = Forged(certificate=s.certificate, key=None)
+        return tuple(tls(mine, port=9000 + i) for i in range(count - 1))
     return ()
 
 
