@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 from certwarden.assess import schedule
@@ -208,14 +209,16 @@ def _attrs(subject: str) -> set[str]:
     return {p.lower() for p in parts if p}
 
 
-_PLACEHOLDER_VALUES = tuple({text.split("=", 1)[1].lower() for text, _ in PLACEHOLDERS})
+# One pass over the subject screens for every placeholder value before the name is parsed.
+_PLACEHOLDER_SCREEN = re.compile(
+    "|".join(sorted({re.escape(text.split("=", 1)[1]) for text, _ in PLACEHOLDERS})),
+    re.IGNORECASE)
 
 
 def placeholder_subject(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    low = c.subject.lower()
     hits: list[tuple[str, str]] = []
-    if any(v in low for v in _PLACEHOLDER_VALUES):  # cheap screen before parsing the name
+    if _PLACEHOLDER_SCREEN.search(c.subject):
         attrs = _attrs(c.subject)
         hits = [(text, origin) for text, origin in PLACEHOLDERS if text.lower() in attrs]
     name = t.client_name

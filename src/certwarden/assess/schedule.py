@@ -7,6 +7,7 @@ Ballot SC-081v3 (TLS Baseline Requirements §6.3.2): 398 days for certificates i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 CITATION = "CA/B Forum TLS Baseline Requirements §6.3.2 (ballot SC-081v3)"
 BEFORE_SCHEDULE_DAYS = 398
@@ -22,6 +23,11 @@ _DAY = 86400
 def max_validity_days(issued: dt.datetime | dt.date) -> int:
     """The ceiling in force for a certificate issued (notBefore) at ``issued``."""
     day = issued.astimezone(dt.UTC).date() if isinstance(issued, dt.datetime) else issued
+    return _ceiling_on(day)
+
+
+@functools.lru_cache(maxsize=4096)  # a million certificates share a few thousand issue days
+def _ceiling_on(day: dt.date) -> int:
     ceiling = BEFORE_SCHEDULE_DAYS
     for start, days in SCHEDULE:
         if day >= start:
