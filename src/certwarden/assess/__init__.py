@@ -1,6 +1,12 @@
 """Assessment: rules over certificates where they are seen, a policy, and the forecast."""
 
-from certwarden.assess.engine import Assessment, Assessor, assess, load_trust
+from certwarden.assess.engine import (
+    Assessment,
+    Assessor,
+    assess,
+    findings_by_location,
+    load_trust,
+)
 from certwarden.assess.finding import Finding, Hit, Rule, Scope, Severity
 from certwarden.assess.policy import (
     DEFAULT_POLICY_YAML,
@@ -37,6 +43,7 @@ __all__ = [
     "Waiver",
     "assess",
     "default_policy",
+    "findings_by_location",
     "load_policy",
     "load_trust",
     "parse_policy",

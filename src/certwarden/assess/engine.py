@@ -194,3 +194,18 @@ def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate]
                       sightings=tuple(sightings), policy=policy, generated_at=now,
                       trust_store=trust.name, suppressed=assessor.suppressed,
                       errors=tuple(errors))
+
+
+def findings_by_location(sightings: Sequence[Sighting], *, policy: Policy | None = None,
+                         trust: TrustStore | None = None, now: dt.datetime | None = None,
+                         ) -> dict[str, list[Finding]]:
+    """For ``inspect`` and ``scan``: the findings for what was just seen, per location URI.
+
+    No inventory is needed; cross-certificate rules see only these sightings.
+    """
+    result = assess(sightings, policy=policy, trust=trust, now=now)
+    out: dict[str, list[Finding]] = {s.location.uri: [] for s in sightings}
+    for f in result.findings:
+        if f.location is not None:
+            out.setdefault(f.location, []).append(f)
+    return out

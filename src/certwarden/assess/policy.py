@@ -188,7 +188,7 @@ def parse_policy(text: str, *, source: str, known_rules: frozenset[str] | None) 
     return Policy(
         source=source,
         thresholds=p.thresholds(top.get("thresholds")),
-        trust=str(p.scalar(top["trust"][1], "trust")) if "trust" in top else "system",
+        trust=p.text(top, "trust", "the policy", required=False) or "system",
         trust_anchors=tuple(p.strings(top.get("trust_anchors"), "trust_anchors")),
         disabled=p.rules(top.get("rules")),
         severity=p.severities(top.get("severity")),
@@ -230,7 +230,11 @@ class _Parser:
     def scalar(self, node: yaml.Node, what: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             self.fail(node, f"{what} must be a single value")
-        return yaml.SafeLoader(" ").construct_object(node, deep=True)
+        try:
+            return yaml.SafeLoader(" ").construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            # an unknown tag (!!python/...) or an impossible date (2027-13-45)
+            self.fail(node, f"{what}: unreadable value ({' '.join(str(exc).split())[:120]})")
 
     def sequence(self, entry: Entry | None, what: str) -> list[yaml.Node]:
         if entry is None:

@@ -6,6 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from certwarden.assess import (
     DEFAULT_POLICY_YAML,
@@ -91,6 +93,10 @@ def test_full_policy() -> None:
     ("thresholds: [1\n", 2, "not valid YAML"),
     ("- a\n- b\n", 1, "must be a mapping"),
     ("rules:\n  wildcard: false\n  wildcard: true\n", 3, "given twice"),
+    ("rules:\n  wildcard: !!python/name:os.system\n", 2, "unreadable value"),
+    ("exceptions:\n  - location: x\n    reason: r\n    owner: o\n    expires: 2027-13-45\n", 5,
+     "unreadable value"),
+    ("trust: !!binary AAAA\n", 1, "must be non-empty text"),
 ])
 def test_malformed_policy_names_line_and_reason(text: str, line: int, reason: str) -> None:
     with pytest.raises(PolicyError) as err:
@@ -153,3 +159,37 @@ def test_forecast_counts_violations_and_renewals() -> None:
 def test_years_rejected(bad: str) -> None:
     with pytest.raises(ValueError, match="years"):
         parse_years(bad)
+
+_YAMLISH = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.text(max_size=12)
+    | st.dates().map(str),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["version", "thresholds", "rules", "owners",
+                                       "exceptions", "severity", "trust", "match", "team",
+                                       "expires", "sha256", "location", "reason", "owner",
+                                       "expiring_soon_days", "wildcard", "x"]),
+                      inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=_YAMLISH)
+def test_any_yaml_is_a_policy_or_one_policy_error(doc: object) -> None:
+    import yaml as _yaml
+
+    assert "\n" not in _outcome(_yaml.safe_dump(doc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=80))
+def test_any_text_is_a_policy_or_one_policy_error(text: str) -> None:
+    assert "\n" not in _outcome(text)
+
+
+def _outcome(text: str) -> str:
+    """"ok", or the one-line PolicyError; anything else raised fails the test."""
+    try:
+        parse(text)
+    except PolicyError as err:
+        return str(err)
+    return "ok"

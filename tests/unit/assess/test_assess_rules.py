@@ -283,3 +283,12 @@ def test_every_rule_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[3] / "docs" / "assessment.md").read_text()
     missing = [r.id for r in RULES if f'<a id="{r.id}"></a>`{r.id}`' not in doc]
     assert not missing
+
+
+def test_findings_by_location_for_inspect_and_scan() -> None:
+    from certwarden.assess import findings_by_location
+
+    clean, selfs = tls(good()), tls(_SELF, (), sni="self.example.test", port=9443)
+    out = findings_by_location([clean, selfs], trust=TRUST, now=NOW)
+    assert out[clean.location.uri] == []
+    assert {f.rule for f in out[selfs.location.uri]} == {"self-signed", "shadow-certificate"}
