@@ -21,8 +21,7 @@ from certwarden.assess.target import Estate, Target
 from certwarden.errors import CertwardenError
 from certwarden.records import LocationKind, Sighting
 from certwarden.x509 import Certificate, Kind
-from certwarden.x509.verify import Problem, TrustStore, VerifyResult, verify_chain
-from certwarden.x509.verify import _issued_by as issued_by
+from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by, verify_chain
 
 # ``issued_by`` is private in x509.verify; it is the one signature check there is, and
 # duplicating it here would be worse than naming it. (Asked upstream to make it public.)
