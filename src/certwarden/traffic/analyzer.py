@@ -8,11 +8,10 @@ flow until it closes, so that its later packets cost one dictionary lookup.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
-from certwarden.traffic.capture import CaptureError, read_frames
+from certwarden.traffic.capture import CaptureError, Frame, read_frames
 from certwarden.traffic.dtls import looks_like_dtls
 from certwarden.traffic.packet import SUPPORTED_LINKTYPES, TCP, decode
 from certwarden.traffic.reassembly import FIN, RST, SYN
@@ -55,7 +54,7 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
     holds the reason (the caller decides whether that is an error or a counted skip).
     """
     st = stats if stats is not None else CaptureStats(path=path)
-    name = label or os.path.basename(path)
+    name = label or path
     flows: dict[tuple[int, bytes, int, bytes, int], Flow | _Closed] = {}
 
     def finish(key: tuple[int, bytes, int, bytes, int], flow: Flow,
@@ -72,7 +71,7 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
             return s
         return None
 
-    frames = read_frames(path)
+    frames: Generator[Frame, None, None] = read_frames(path)
     n = 0
     try:
         for ts, linktype, data in frames:

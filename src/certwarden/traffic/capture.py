@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import gzip
 import struct
-from collections.abc import Iterator
-from typing import IO
+from collections.abc import Generator, Iterator
+from typing import IO, cast
 
 from certwarden.errors import ParseError
 
@@ -78,7 +78,7 @@ def open_capture(path: str) -> tuple[IO[bytes], bytes]:
     head = fh.read(4)
     if head[:2] == b"\x1f\x8b":
         fh.close()
-        fh = gzip.open(path, "rb")  # noqa: SIM115
+        fh = cast(IO[bytes], gzip.GzipFile(path, "rb"))
         try:
             head = fh.read(4)
         except (OSError, EOFError) as exc:
@@ -87,7 +87,7 @@ def open_capture(path: str) -> tuple[IO[bytes], bytes]:
     return fh, head
 
 
-def read_frames(path: str) -> Iterator[Frame]:
+def read_frames(path: str) -> Generator[Frame, None, None]:
     """Yield every frame of a pcap or pcapng file (plain or gzip)."""
     fh, head = open_capture(path)
     try:

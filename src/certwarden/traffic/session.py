@@ -70,8 +70,8 @@ class Flow:
     """The two directions of one connection (A = the first packet's sender)."""
 
     __slots__ = ("a", "b", "capture", "ch", "client_certs", "client_side", "dtls", "fatal",
-                 "halves", "last", "notes", "retry", "server_certs", "sh", "start", "tls",
-                 "transport")
+                 "first_sh", "halves", "last", "notes", "retry", "server_certs", "sh", "start",
+                 "tls", "transport")
 
     def __init__(self, capture: str, transport: str, a: tuple[bytes, int],
                  b: tuple[bytes, int], ts: float) -> None:
@@ -81,6 +81,7 @@ class Flow:
         self.start = self.last = ts
         self.ch: ClientHello | None = None
         self.sh: ServerHello | None = None
+        self.first_sh: ServerHello | None = None
         self.retry = False
         self.client_side: int | None = None  # 0 = A, 1 = B
         self.server_certs: tuple[bytes, ...] = ()
@@ -128,7 +129,9 @@ class Flow:
     # --- handshake messages --------------------------------------------------------------
     def _message(self, side: int, mtype: int, body: bytes) -> None:
         if mtype == CLIENT_HELLO:
-            if self.ch is None or (self.retry and side == self.client_side):
+            # The first ClientHello is the fingerprint (as FoxIO's reference takes it); the
+            # second one after a HelloRetryRequest only repeats it with a new key share.
+            if self.ch is None:
                 self.ch = parse_client_hello(body, dtls=self.dtls)
                 self.client_side = side
         elif mtype == SSLV2_CLIENT_HELLO:
@@ -145,6 +148,8 @@ class Flow:
                 self.retry = True
             if self.sh is None or self.sh.retry:
                 self.sh = sh
+            if self.first_sh is None:
+                self.first_sh = sh  # JA4S is taken from the first ServerHello (even an HRR)
         elif mtype == SSLV2_SERVER_HELLO:
             sh, certs = parse_sslv2_server_hello(body)
             if self.client_side is None:
@@ -165,7 +170,7 @@ class Flow:
     @property
     def finished(self) -> bool:
         """Both directions have nothing more to tell (TCP only; DTLS flows end by time)."""
-        return not self.dtls and all(h.done for h in self.halves)  # type: ignore[union-attr]
+        return not self.dtls and all(h.done for h in self.halves)
 
     def end(self) -> None:
         for h in self.halves:
@@ -217,7 +222,8 @@ class Flow:
             ja3s=fp.ja3s(sh) if sh is not None else None,
             ja4=fp.ja4(ch, dtls=dtls) if ch is not None else None,
             ja4_r=fp.ja4(ch, dtls=dtls, raw=True) if ch is not None else None,
-            ja4s=fp.ja4s(sh, dtls=dtls) if sh is not None and ja4plus and not sh.sslv2 else None,
+            ja4s=(fp.ja4s(self.first_sh, dtls=dtls)
+                  if self.first_sh is not None and ja4plus and not self.first_sh.sslv2 else None),
             server_chain=self.server_certs,
             client_chain=self.client_certs,
             starttls=starttls_label,

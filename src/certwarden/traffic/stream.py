@@ -35,8 +35,19 @@ class TlsHalf:
     ``feed`` returns False once nothing more can be learned (encrypted, not TLS, malformed).
     """
 
-    __slots__ = ("buf", "encrypted", "error", "hs", "on_alert", "on_ccs", "on_message",
-                 "preface", "record_version", "started", "sslv2")
+    __slots__ = (
+        "buf",
+        "encrypted",
+        "error",
+        "hs",
+        "on_alert",
+        "on_ccs",
+        "on_message",
+        "preface",
+        "record_version",
+        "sslv2",
+        "started",
+    )
 
     def __init__(self, on_message: MessageSink, on_ccs: Callable[[], bool],
                  on_alert: Callable[[int, int], None]) -> None:

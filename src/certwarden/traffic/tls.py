@@ -6,6 +6,7 @@ Pure functions over one complete handshake message body; a malformed body raises
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 
@@ -116,10 +117,9 @@ def parse_client_hello(body: bytes, *, dtls: bool = False) -> ClientHello:
             etype = block.u16()
             data = block.sub(block.u16())
             exts.append(etype)
-            try:
+            # one malformed extension must not hide the rest of the hello
+            with contextlib.suppress(TlsDecodeError):
                 _client_ext(etype, data, fields)
-            except TlsDecodeError:
-                pass  # one malformed extension must not hide the rest of the hello
     return ClientHello(version=version, ciphers=tuple(ciphers), extensions=tuple(exts),
                        **fields)  # type: ignore[arg-type]
 
