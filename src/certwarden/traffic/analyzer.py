@@ -109,6 +109,13 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
                         continue
                 else:
                     continue
+            elif (type(flow) is Flow and proto == TCP and flags & SYN and not flags & _ACK
+                  and side == 0 and flow.halves[0].next_seq is not None
+                  and (seq + 1) & 0xFFFFFFFF != flow.halves[0].next_seq):
+                s = finish(key, flow, True)  # a new connection reuses the port pair
+                flow = None
+                if s is not None:
+                    yield s
             if flow is None:
                 if proto == TCP:
                     flow = Flow(name, "tcp", (src, sport), (dst, dport), ts)
@@ -124,8 +131,10 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
             flow.last = ts
             if proto == TCP:
                 flow.halves[side].segment(seq, flags, payload)  # type: ignore[union-attr]
-                if flags & RST or flow.finished:
-                    s = finish(key, flow, bool(flags & RST))
+                if flags & FIN:
+                    flow.fins |= 1 << side
+                if flags & RST or flow.fins == 3 or flow.finished:
+                    s = finish(key, flow, bool(flags & RST) or flow.fins == 3)
                     if s is not None:
                         yield s
             else:

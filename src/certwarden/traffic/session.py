@@ -70,7 +70,7 @@ class Flow:
     """The two directions of one connection (A = the first packet's sender)."""
 
     __slots__ = ("a", "b", "capture", "ch", "client_certs", "client_side", "dtls", "fatal",
-                 "first_sh", "halves", "last", "notes", "retry", "server_certs", "sh", "start",
+                 "fins", "first_sh", "halves", "last", "notes", "retry", "server_certs", "sh", "start",
                  "tls", "transport")
 
     def __init__(self, capture: str, transport: str, a: tuple[bytes, int],
@@ -87,6 +87,7 @@ class Flow:
         self.server_certs: tuple[bytes, ...] = ()
         self.client_certs: tuple[bytes, ...] = ()
         self.fatal = False
+        self.fins = 0  # bit 0: A sent FIN, bit 1: B sent FIN
         self.notes: list[str] = []
         self.dtls = transport == "udp"
         if self.dtls:
