@@ -116,7 +116,8 @@ def test_zeek_capture_agrees(pcap: str) -> None:
     for row in ssl.get(pcap, []):
         # Zeek's orig is the connection's originator, not necessarily the TLS client (WebRTC
         # DTLS), so match on the unordered endpoint pair.
-        pair = {(row["id.orig_h"], int(row["id.orig_p"])), (row["id.resp_h"], int(row["id.resp_p"]))}
+        pair = {(row["id.orig_h"], int(row["id.orig_p"])),
+                (row["id.resp_h"], int(row["id.resp_p"]))}
         match = [s for s in sessions
                  if {(s.client, s.client_port), (s.server, s.server_port)} == pair]
         if not match:

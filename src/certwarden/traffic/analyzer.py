@@ -110,7 +110,8 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
                 else:
                     continue
             elif (type(flow) is Flow and proto == TCP and flags & SYN and not flags & _ACK
-                  and side == 0 and flow.halves[0].next_seq is not None
+                  and side == 0 and flow.halves is not None
+                  and flow.halves[0].next_seq is not None
                   and (seq + 1) & 0xFFFFFFFF != flow.halves[0].next_seq):
                 s = finish(key, flow, True)  # a new connection reuses the port pair
                 flow = None
@@ -129,16 +130,16 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
                     st.max_open_flows = len(flows)
             assert isinstance(flow, Flow)
             flow.last = ts
-            if proto == TCP:
-                flow.halves[side].segment(seq, flags, payload)  # type: ignore[union-attr]
+            if flow.halves is not None:
+                flow.halves[side].segment(seq, flags, payload)
                 if flags & FIN:
                     flow.fins |= 1 << side
                 if flags & RST or flow.fins == 3 or flow.finished:
                     s = finish(key, flow, bool(flags & RST) or flow.fins == 3)
                     if s is not None:
                         yield s
-            else:
-                flow.halves[side].datagram(payload)  # type: ignore[union-attr]
+            elif flow.datagrams is not None:
+                flow.datagrams[side].datagram(payload)
             if n % _SWEEP_EVERY == 0:
                 for k, f in list(flows.items()):
                     if isinstance(f, Flow) and ts - f.last > IDLE_TIMEOUT:

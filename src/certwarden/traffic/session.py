@@ -69,9 +69,9 @@ def _addr(raw: bytes) -> str:
 class Flow:
     """The two directions of one connection (A = the first packet's sender)."""
 
-    __slots__ = ("a", "b", "capture", "ch", "client_certs", "client_side", "dtls", "fatal",
-                 "fins", "first_sh", "halves", "last", "notes", "retry", "server_certs", "sh", "start",
-                 "tls", "transport")
+    __slots__ = ("a", "b", "capture", "ch", "client_certs", "client_side", "datagrams", "dtls",
+                 "fatal", "fins", "first_sh", "halves", "last", "notes", "retry", "server_certs",
+                 "sh", "start", "tls", "transport")
 
     def __init__(self, capture: str, transport: str, a: tuple[bytes, int],
                  b: tuple[bytes, int], ts: float) -> None:
@@ -90,10 +90,11 @@ class Flow:
         self.fins = 0  # bit 0: A sent FIN, bit 1: B sent FIN
         self.notes: list[str] = []
         self.dtls = transport == "udp"
+        self.tls: tuple[TlsHalf, TlsHalf] | None = None
+        self.halves: tuple[HalfStream, HalfStream] | None = None  # TCP
+        self.datagrams: tuple[DtlsHalf, DtlsHalf] | None = None  # UDP (DTLS)
         if self.dtls:
-            self.tls: tuple[TlsHalf, TlsHalf] | None = None
-            self.halves: tuple[HalfStream, HalfStream] | tuple[DtlsHalf, DtlsHalf] = (
-                DtlsHalf(self._on_message_fn(0)), DtlsHalf(self._on_message_fn(1)))
+            self.datagrams = (DtlsHalf(self._on_message_fn(0)), DtlsHalf(self._on_message_fn(1)))
         else:
             tls = (self._tls_half(0), self._tls_half(1))
             self.tls = tls
@@ -171,12 +172,11 @@ class Flow:
     @property
     def finished(self) -> bool:
         """Both directions have nothing more to tell (TCP only; DTLS flows end by time)."""
-        return not self.dtls and all(h.done for h in self.halves)
+        return self.halves is not None and self.halves[0].done and self.halves[1].done
 
     def end(self) -> None:
-        for h in self.halves:
-            if isinstance(h, HalfStream):
-                h.end()
+        for h in self.halves or ():
+            h.end()
 
     def has_tls(self) -> bool:
         return self.ch is not None or self.sh is not None or bool(self.server_certs)
@@ -188,12 +188,12 @@ class Flow:
         notes = list(self.notes)
         starttls_label = None
         established = False
-        if self.tls is not None:
+        if self.tls is not None and self.halves is not None:
             ctls, stls = self.tls[cs], self.tls[1 - cs]
             starttls_label = starttls.classify(ctls.preface, stls.preface)
             established = sh is not None and ctls.encrypted and stls.encrypted and not self.fatal
             for h, who in ((self.halves[cs], "client"), (self.halves[1 - cs], "server")):
-                if isinstance(h, HalfStream) and h.gap:
+                if h.gap:
                     notes.append(f"{who} stream has a gap (missing data); parsing stopped there")
             for t, who in ((ctls, "client"), (stls, "server")):
                 if t.error:

@@ -41,7 +41,7 @@ def classify(client_preface: bytes, server_preface: bytes) -> str | None:
                 continue
             if label == "imap" and b"* ok" not in s and b"imap" not in s:
                 continue
-            if label == "irc" and b"cap" not in c and b"notice" not in s:
+            if label == "irc" and not (b" 670 " in s or b"notice" in s or b"cap " in c):
                 continue
             return label
     if b"<stream:stream" in c or b"jabber:" in c:

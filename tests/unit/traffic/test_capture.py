@@ -52,7 +52,7 @@ def _only_session(path: str) -> tuple[CaptureStats, list[object]]:
 def test_pcap_link_types_and_byte_orders(tmp_path: Path, self_signed_der: bytes, linktype: int,
                                          vlans: int, v6: bool, big_endian: bool,
                                          nano: bool) -> None:
-    if linktype == 228 and v6 or linktype == 229 and not v6:
+    if (linktype == 228 and v6) or (linktype == 229 and not v6):
         pytest.skip("raw IPv4/IPv6 link types carry only their own family")
     frames = _tls_frames(self_signed_der, linktype=linktype, vlans=vlans, v6=v6)
     path = _write(tmp_path, "c.pcap", g.pcap(frames, linktype=linktype, big_endian=big_endian,
@@ -84,7 +84,8 @@ def test_pcapng_sections_interfaces_and_resolution(tmp_path: Path, self_signed_d
     path = _write(tmp_path, "c.pcapng", data)
     frames = list(read_frames(path))
     assert len(frames) == len(eth) + len(raw)
-    assert frames[0][1] == 101 and frames[-1][1] == 1
+    assert frames[0][1] == 101
+    assert frames[-1][1] == 1
     assert abs(frames[0][0] - 1_700_000_000.0) < 1e-6
     stats, sessions = _only_session(path)
     assert stats.error is None
@@ -115,7 +116,8 @@ def test_truncated_record_keeps_what_was_read(tmp_path: Path, self_signed_der: b
     good = g.pcap(_tls_frames(self_signed_der))
     path = _write(tmp_path, "t.pcap", good[:-30])
     stats, sessions = _only_session(path)
-    assert stats.error is not None and "truncated" in stats.error
+    assert stats.error is not None
+    assert "truncated" in stats.error
     assert len(sessions) == 1  # the handshake came before the damage
 
 
@@ -123,13 +125,15 @@ def test_absurd_caplen(tmp_path: Path) -> None:
     hdr = g.pcap([])
     rec = struct.pack("<IIII", 1, 0, 0x7FFFFFFF, 0x7FFFFFFF)
     stats, _ = _only_session(_write(tmp_path, "a.pcap", hdr + rec + b"\x00" * 64))
-    assert stats.error is not None and "corrupt" in stats.error
+    assert stats.error is not None
+    assert "corrupt" in stats.error
 
 
 def test_pcapng_bad_block_length(tmp_path: Path) -> None:
     data = g.pcapng([[]], linktypes=[1]) + struct.pack("<II", 6, 7) + b"\x00" * 16
     stats, _ = _only_session(_write(tmp_path, "b.pcapng", data))
-    assert stats.error is not None and "impossible length" in stats.error
+    assert stats.error is not None
+    assert "impossible length" in stats.error
 
 
 def test_bad_gzip(tmp_path: Path) -> None:

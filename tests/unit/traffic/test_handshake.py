@@ -100,7 +100,8 @@ def test_length_fields_past_the_end(tmp_path: Path, where: str, client_bytes: by
     assert stats.error is None
     assert len(sessions) == 1
     s = sessions[0]
-    assert s.ja4 is None and s.cipher is not None  # the server side is still read
+    assert s.ja4 is None
+    assert s.cipher is not None  # the server side is still read
     if where == "field":
         assert any("malformed handshake message 1" in n for n in s.notes)
 
@@ -130,7 +131,8 @@ def test_sslv2_client_hello_then_sslv3(tmp_path: Path, self_signed_der: bytes) -
     assert (s.version, s.cipher, s.server_chain) == ("SSLv3", "TLS_RSA_WITH_RC4_128_MD5",
                                                      (self_signed_der,))
     assert s.ja3 is None  # JA3 is undefined for an SSLv2 hello
-    assert s.ja4 is not None and s.ja4.startswith("ts3i")
+    assert s.ja4 is not None
+    assert s.ja4.startswith("ts3i")
 
 
 # --- fingerprints: vectors from FoxIO's own Rust unit tests (rust/ja4/src/tls.rs) ---------
