@@ -220,7 +220,9 @@ class Flow:
             alpn_offered=tuple(a.decode("utf-8", "replace") for a in ch.alpn) if ch else (),
             alpn=sh.alpn.decode("utf-8", "replace") if sh is not None and sh.alpn else None,
             ja3=fp.ja3(ch) if ch is not None else None,
-            ja3s=fp.ja3s(sh) if sh is not None else None,
+            # JA3S/JA4S describe the first ServerHello (an HRR if there was one), as tshark
+            # and FoxIO's reference do; version and cipher come from the final one.
+            ja3s=fp.ja3s(self.first_sh) if self.first_sh is not None else None,
             ja4=fp.ja4(ch, dtls=dtls) if ch is not None else None,
             ja4_r=fp.ja4(ch, dtls=dtls, raw=True) if ch is not None else None,
             ja4s=(fp.ja4s(self.first_sh, dtls=dtls)
