@@ -112,10 +112,11 @@ def netns() -> str:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def capture_openssl_handshakes(netns: str, workdir: Path, count: int, *,
-                               port: int = 8443) -> tuple[Path, bytes]:
+def capture_openssl_handshakes(netns: str, workdir: Path, count: int, *, port: int = 8443,
+                               payload_kb: int = 0) -> tuple[Path, bytes]:
     """``count`` TLS 1.2 handshakes between openssl s_client and s_server on the namespace's
-    loopback (MTU 1500, so the certificate spans segments), captured by dumpcap."""
+    loopback (MTU 1500, so the certificate spans segments), captured by dumpcap. With
+    ``payload_kb``, each client also fetches that much application data (s_server -WWW)."""
     openssl = require_tool("openssl")
     dumpcap = require_tool("dumpcap")
     key, crt = workdir / "k.pem", workdir / "c.pem"
@@ -130,16 +131,21 @@ def capture_openssl_handshakes(netns: str, workdir: Path, count: int, *,
     ns = ["ip", "netns", "exec", netns]
     cap = subprocess.Popen([*ns, dumpcap, "-q", "-i", "lo", "-w", str(pcap)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    www: list[str] = []
+    request = b""
+    if payload_kb:
+        (workdir / "blob").write_bytes(os.urandom(payload_kb * 1024))
+        www, request = ["-WWW"], b"GET /blob HTTP/1.0\r\n\r\n"
     srv = subprocess.Popen([*ns, openssl, "s_server", "-quiet", "-accept", f"127.0.0.1:{port}",
                             "-cert", str(crt), "-key", str(key), "-tls1_2", "-naccept",
-                            str(count)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           stdin=subprocess.DEVNULL)
+                            str(count), *www], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=workdir)
     try:
         time.sleep(1.0)
         for _ in range(count):
             subprocess.run([*ns, openssl, "s_client", "-connect", f"127.0.0.1:{port}",
-                            "-servername", "c2.test", "-tls1_2"], input=b"",
-                           capture_output=True, timeout=30, check=False)
+                            "-servername", "c2.test", "-tls1_2", "-ign_eof"], input=request,
+                           capture_output=True, timeout=60, check=False)
         srv.wait(timeout=30)
         time.sleep(0.5)
     finally:

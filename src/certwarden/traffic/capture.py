@@ -117,7 +117,16 @@ def _pcap(path: str, fh: IO[bytes], magic: bytes) -> Iterator[Frame]:
     linktype = struct.unpack_from(order + "I", hdr, 20)[0] & 0x0FFFFFFF
     rec = struct.Struct(order + "IIII")
     take = rd.take
+    unpack_from = rec.unpack_from
     while True:
+        buf, pos = rd.buf, rd.pos
+        if pos + 16 <= len(buf):  # fast path: the whole record is already buffered
+            sec, frac, caplen, _origlen = unpack_from(buf, pos)
+            end = pos + 16 + caplen
+            if caplen <= MAX_FRAME and end <= len(buf):
+                rd.pos = end
+                yield sec + frac * unit, linktype, buf[pos + 16:end]
+                continue
         h = take(16)
         if h is None:
             return
@@ -135,7 +144,20 @@ def _pcapng(path: str, fh: IO[bytes], magic: bytes) -> Iterator[Frame]:
     rd = _Buffered(fh, magic)
     order = "<"
     ifaces: list[tuple[int, float]] = []  # (linktype, seconds per tick) per interface id
+    head, epb = struct.Struct("<II"), struct.Struct("<IIII")
+    max_block = MAX_FRAME + 4096
     while True:
+        buf, pos = rd.buf, rd.pos
+        if pos + 28 <= len(buf):  # fast path: a whole Enhanced Packet Block already buffered
+            btype, blen = head.unpack_from(buf, pos)
+            if btype == 6 and 32 <= blen <= max_block and not blen % 4 \
+                    and pos + blen <= len(buf):
+                iface, hi, lo, caplen = epb.unpack_from(buf, pos + 8)
+                if iface < len(ifaces) and caplen <= blen - 32:
+                    rd.pos = pos + blen
+                    lt, tick = ifaces[iface]
+                    yield ((hi << 32) | lo) * tick, lt, buf[pos + 28:pos + 28 + caplen]
+                    continue
         start = rd.here
         h = rd.take(8)
         if h is None:
@@ -151,6 +173,7 @@ def _pcapng(path: str, fh: IO[bytes], magic: bytes) -> Iterator[Frame]:
             else:
                 raise CaptureError(path, f"bad byte-order magic at byte {start}")
             ifaces = []  # interface ids are per section
+            head, epb = struct.Struct(order + "II"), struct.Struct(order + "IIII")
             blen = struct.unpack_from(order + "I", h, 4)[0]
             _check_len(path, blen, start, 28)
             if rd.take(blen - 12) is None:

@@ -33,6 +33,14 @@ def decode(linktype: int, data: bytes) -> Packet | None:
     """Decode one frame down to its transport segment, or ``None``."""
     try:
         if linktype == LINK_ETHERNET:
+            # fast path: untagged Ethernet, IPv4 without options or fragments, TCP
+            if data[12:14] == b"\x08\x00" and data[14] == 0x45 and data[23] == TCP \
+                    and not data[20] & 0x3F and not data[21]:
+                total = (data[16] << 8) | data[17]
+                sport, dport, seq, _ack, doff, flags = _TCP.unpack_from(data, 34)
+                end = 14 + total if total >= 20 else len(data)
+                return (TCP, data[26:30], data[30:34], sport, dport, seq, flags,
+                        data[34 + (doff >> 4) * 4:end])
             return _ether(data, 0, 0)
         if linktype in (LINK_RAW, LINK_RAW_BSD, LINK_RAW_OBSD, LINK_IPV4, LINK_IPV6):
             return _ip(data, 0)

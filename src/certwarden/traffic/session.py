@@ -7,7 +7,7 @@ certificate chains. ``Flow.session()`` turns it into an immutable ``TlsSession``
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 from dataclasses import dataclass
 
 from certwarden.traffic import fingerprint as fp
@@ -63,7 +63,7 @@ class TlsSession:
 
 
 def _addr(raw: bytes) -> str:
-    return str(ipaddress.ip_address(raw))
+    return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
 
 
 class Flow:
@@ -207,12 +207,14 @@ class Flow:
         elif ch is not None and ch.sslv2:
             version = None
         dtls = self.dtls
+        c_addr, s_addr = _addr(client[0]), _addr(server[0])
         return TlsSession(
             capture=self.capture,
-            flow=(f"{self.transport}:{_endpoint(client)}-{_endpoint(server)}"),
+            flow=(f"{self.transport}:{_endpoint(c_addr, client[1])}-"
+                  f"{_endpoint(s_addr, server[1])}"),
             transport=self.transport,
-            client=_addr(client[0]), client_port=client[1],
-            server=_addr(server[0]), server_port=server[1],
+            client=c_addr, client_port=client[1],
+            server=s_addr, server_port=server[1],
             start=self.start, end=self.last,
             version=version,
             cipher=fp.cipher_name(sh.cipher, sslv2=sh.sslv2) if sh is not None else None,
@@ -236,6 +238,5 @@ class Flow:
         )
 
 
-def _endpoint(ep: tuple[bytes, int]) -> str:
-    a = _addr(ep[0])
-    return f"[{a}]:{ep[1]}" if ":" in a else f"{a}:{ep[1]}"
+def _endpoint(a: str, port: int) -> str:
+    return f"[{a}]:{port}" if ":" in a else f"{a}:{port}"
