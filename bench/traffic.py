@@ -85,7 +85,7 @@ def build(out: Path, size_mb: int, generated: Path | None) -> tuple[int, int]:
     for src in sources:
         try:
             got = list(read_frames(src))
-        except Exception:  # noqa: BLE001, S112 - a source we cannot read is left out of the mix
+        except Exception:  # noqa: S112 - a source we cannot read is left out of the mix
             continue
         if not got:
             continue
@@ -104,7 +104,7 @@ def build(out: Path, size_mb: int, generated: Path | None) -> tuple[int, int]:
             fh.write(_block(1, struct.pack("<HHI", lt, 0, 0)))
         by_iface = {v: k for k, v in linktypes.items()}
         while written < target:
-            base = 1_600_000_000 + copies * 3600  # one hour apart: every copy is a new day's traffic
+            base = 1_600_000_000 + copies * 3600  # each copy an hour after the previous one
             chunk = []
             for iface, rel, data in frames:
                 d = _retag(by_iface[iface], data, copies)

@@ -17,8 +17,6 @@ from certwarden.traffic.session import TlsSession
 from certwarden.x509.ja4x import ja4x
 from tests.conftest import require_corpus
 
-_QUIC = ("QUIC: the ClientHello is inside QUIC Initial packets (encrypted with keys derived "
-         "from the connection id); QUIC is not decoded")
 _KEYLOG = ("TLS 1.3 encrypts the Certificate message; the Rust reference decrypts it with the "
            "TLS key log embedded in the pcapng (Decryption Secrets Block). A passive analyzer "
            "without keys sees no certificate")
@@ -49,9 +47,7 @@ def _cases() -> list[object]:
         if seen[key] > 1:
             key += f"-{seen[key]}"
         marks = []
-        if r["ja4"].startswith("q"):
-            marks.append(pytest.mark.xfail(reason=_QUIC, strict=True))
-        elif r["pcap"] in ("pcaps/http2-with-cookies.pcapng",
+        if r["pcap"] in ("pcaps/http2-with-cookies.pcapng",
                            "pcaps/chrome-cloudflare-quic-with-secrets.pcapng") \
                 and r["ja4x_chain"] and r["ja4s"].startswith("t13"):
             marks.append(pytest.mark.xfail(reason=_KEYLOG, strict=True))

@@ -26,8 +26,6 @@ from tests.conftest import require_corpus
 ZEEK = Path("zeek")
 
 # Captures whose expected rows we knowingly do not reproduce, and why.
-_QUIC = ("QUIC: the TLS handshake rides in QUIC Initial packets, encrypted with keys derived "
-         "from the connection id; QUIC is not decoded (only TCP TLS and DTLS are)")
 MISSES: dict[str, str] = {
     "pcaps/globus-url-copy.pcap": (
         "GridFTP control channel (port 2811) wraps its TLS records base64-encoded in FTP ADAT "
@@ -85,8 +83,6 @@ def _cert_cases() -> list[object]:
         marks = []
         if pcap in MISSES:
             marks.append(pytest.mark.xfail(reason=MISSES[pcap], strict=True))
-        elif pcap.startswith("pcaps/quic/"):
-            marks.append(pytest.mark.xfail(reason=_QUIC, strict=True))
         cases.append(pytest.param(pcap, marks=marks, id=pcap.removeprefix("pcaps/")))
     return cases
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from certwarden.traffic.capture import CaptureError, Frame, read_frames
 from certwarden.traffic.dtls import looks_like_dtls
 from certwarden.traffic.packet import SUPPORTED_LINKTYPES, TCP, decode
+from certwarden.traffic.quic import looks_like_quic_initial
 from certwarden.traffic.reassembly import FIN, RST, SYN
 from certwarden.traffic.session import Flow, TlsSession
 
@@ -60,7 +61,7 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
     def finish(key: tuple[int, bytes, int, bytes, int], flow: Flow,
                closed: bool) -> TlsSession | None:
         flow.end()
-        if closed or flow.dtls:
+        if closed or flow.halves is None:
             del flows[key]
         else:
             flows[key] = _Closed()
@@ -122,6 +123,8 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
                     flow = Flow(name, "tcp", (src, sport), (dst, dport), ts)
                 elif looks_like_dtls(payload):
                     flow = Flow(name, "udp", (src, sport), (dst, dport), ts)
+                elif looks_like_quic_initial(payload):
+                    flow = Flow(name, "quic", (src, sport), (dst, dport), ts, quic=True)
                 else:
                     continue
                 key, side = (proto, src, sport, dst, dport), 0
@@ -140,6 +143,10 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
                         yield s
             elif flow.datagrams is not None:
                 flow.datagrams[side].datagram(payload)
+            elif flow.quic is not None:
+                dcid = flow.quic[side].datagram(payload, flow.client_dcid)
+                if side == 0 and dcid is not None:
+                    flow.client_dcid = dcid
             if n % _SWEEP_EVERY == 0:
                 for k, f in list(flows.items()):
                     if isinstance(f, Flow) and ts - f.last > IDLE_TIMEOUT:

@@ -17,6 +17,7 @@ Packet = tuple[int, bytes, bytes, int, int, int, int, bytes]
 
 LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_RAW_BSD, LINK_RAW_OBSD = 0, 1, 101, 12, 14
 LINK_LOOP, LINK_SLL, LINK_IPV4, LINK_IPV6, LINK_SLL2 = 108, 113, 228, 229, 276
+LINK_PPP = 9
 
 _VLAN = (0x8100, 0x88A8, 0x9100)
 _H = struct.Struct("!H")
@@ -26,7 +27,7 @@ _MAX_TUNNEL_DEPTH = 4  # a frame nested deeper than this is a crafted loop, not 
 
 SUPPORTED_LINKTYPES = frozenset({LINK_NULL, LINK_ETHERNET, LINK_RAW, LINK_RAW_BSD,
                                  LINK_RAW_OBSD, LINK_LOOP, LINK_SLL, LINK_IPV4, LINK_IPV6,
-                                 LINK_SLL2})
+                                 LINK_SLL2, LINK_PPP})
 
 
 def decode(linktype: int, data: bytes) -> Packet | None:
@@ -48,6 +49,10 @@ def decode(linktype: int, data: bytes) -> Packet | None:
             return _ethertype(_H.unpack_from(data, 14)[0], data, 16, 0)
         if linktype == LINK_SLL2:
             return _ethertype(_H.unpack_from(data, 0)[0], data, 20, 0)
+        if linktype == LINK_PPP:  # optional ff 03 address/control, then the protocol
+            off = 2 if data[:2] == b"\xff\x03" else 0
+            proto = _H.unpack_from(data, off)[0]
+            return _ip(data, off + 2) if proto in (0x0021, 0x0057) else None
         if linktype in (LINK_NULL, LINK_LOOP):
             return _ip(data, 4)  # the family word's byte order varies; the IP version nibble tells
     except (struct.error, IndexError):

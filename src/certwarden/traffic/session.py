@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from certwarden.traffic import fingerprint as fp
 from certwarden.traffic import starttls
 from certwarden.traffic.dtls import DtlsHalf
+from certwarden.traffic.quic import QuicHalf
 from certwarden.traffic.reassembly import HalfStream
 from certwarden.traffic.stream import TlsHalf
 from certwarden.traffic.tls import (
@@ -37,7 +38,7 @@ class TlsSession:
 
     capture: str
     flow: str  # "tcp:client:port-server:port"
-    transport: str  # "tcp" | "udp"
+    transport: str  # "tcp" | "udp" (DTLS) | "quic"
     client: str
     client_port: int
     server: str
@@ -69,12 +70,33 @@ def _addr(raw: bytes) -> str:
 class Flow:
     """The two directions of one connection (A = the first packet's sender)."""
 
-    __slots__ = ("a", "b", "capture", "ch", "client_certs", "client_side", "datagrams", "dtls",
-                 "fatal", "fins", "first_sh", "halves", "last", "notes", "retry", "server_certs",
-                 "sh", "start", "tls", "transport")
+    __slots__ = (
+        "a",
+        "b",
+        "capture",
+        "ch",
+        "client_certs",
+        "client_dcid",
+        "client_side",
+        "datagrams",
+        "dtls",
+        "fatal",
+        "fins",
+        "first_sh",
+        "halves",
+        "last",
+        "notes",
+        "quic",
+        "retry",
+        "server_certs",
+        "sh",
+        "start",
+        "tls",
+        "transport",
+    )
 
     def __init__(self, capture: str, transport: str, a: tuple[bytes, int],
-                 b: tuple[bytes, int], ts: float) -> None:
+                 b: tuple[bytes, int], ts: float, *, quic: bool = False) -> None:
         self.capture = capture
         self.transport = transport
         self.a, self.b = a, b
@@ -89,11 +111,16 @@ class Flow:
         self.fatal = False
         self.fins = 0  # bit 0: A sent FIN, bit 1: B sent FIN
         self.notes: list[str] = []
-        self.dtls = transport == "udp"
+        self.dtls = transport == "udp" and not quic
         self.tls: tuple[TlsHalf, TlsHalf] | None = None
         self.halves: tuple[HalfStream, HalfStream] | None = None  # TCP
         self.datagrams: tuple[DtlsHalf, DtlsHalf] | None = None  # UDP (DTLS)
-        if self.dtls:
+        self.quic: tuple[QuicHalf, QuicHalf] | None = None  # UDP (QUIC); A is the client
+        self.client_dcid: bytes | None = None
+        if quic:
+            self.quic = (QuicHalf(self._on_message_fn(0), server=False),
+                         QuicHalf(self._on_message_fn(1), server=True))
+        elif self.dtls:
             self.datagrams = (DtlsHalf(self._on_message_fn(0)), DtlsHalf(self._on_message_fn(1)))
         else:
             tls = (self._tls_half(0), self._tls_half(1))
@@ -227,7 +254,7 @@ class Flow:
             ja3s=fp.ja3s(self.first_sh) if self.first_sh is not None else None,
             ja4=fp.ja4(ch, dtls=dtls) if ch is not None else None,
             ja4_r=fp.ja4(ch, dtls=dtls, raw=True) if ch is not None else None,
-            ja4s=(fp.ja4s(self.first_sh, dtls=dtls)
+            ja4s=(fp.ja4s(self.first_sh, dtls=dtls, quic=self.quic is not None)
                   if self.first_sh is not None and ja4plus and not self.first_sh.sslv2 else None),
             server_chain=self.server_certs,
             client_chain=self.client_certs,

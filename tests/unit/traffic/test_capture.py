@@ -183,3 +183,42 @@ def test_random_frames_never_crash(tmp_path_factory: pytest.TempPathFactory,
         stats = CaptureStats(path=str(path))
         list(analyze(str(path), stats=stats))
         assert stats.error is None
+
+
+def _quic_initial() -> bytes:
+    """The first client Initial of Zeek's quic-go interop trace (a real QUIC v1 packet)."""
+    from certwarden.traffic.packet import decode
+    from tests.conftest import require_corpus
+
+    path = require_corpus("zeek", "pcaps", "quic", "interop", "quic-go_quic-go", "handshake.pcap")
+    for _ts, lt, data in read_frames(str(path)):
+        pkt = decode(lt, data)
+        if pkt is not None and pkt[0] == 17 and len(pkt[7]) >= 1200:
+            return pkt[7]
+    raise AssertionError("no QUIC Initial in the trace")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=1300), st.integers(0, 255)),
+                min_size=1, max_size=8))
+def test_fuzzed_quic_initial_never_crashes(flips: list[tuple[int, int]]) -> None:
+    from certwarden.traffic.quic import QuicHalf
+
+    data = bytearray(_quic_initial())
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    seen: list[int] = []
+    half = QuicHalf(lambda mtype, _body, _v: seen.append(mtype), server=False)
+    half.datagram(bytes(data), None)
+    assert all(0 <= m < 256 for m in seen)
+
+
+def test_quic_initial_yields_the_client_hello() -> None:
+    from certwarden.traffic.quic import QuicHalf, looks_like_quic_initial
+
+    data = _quic_initial()
+    assert looks_like_quic_initial(data)
+    seen: list[int] = []
+    QuicHalf(lambda mtype, _body, _v: seen.append(mtype), server=False).datagram(data, None)
+    assert seen == [1]
