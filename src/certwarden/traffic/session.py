@@ -206,6 +206,11 @@ class Flow:
             h.end()
 
     def has_tls(self) -> bool:
+        if self.tls is not None and not self.server_certs and self.sh is None:
+            for side, half in enumerate(self.tls):
+                if half.rdp_certs:  # RDP's own security layer carried the chain, not TLS
+                    self.server_certs = half.rdp_certs
+                    self.client_side = 1 - side
         return self.ch is not None or self.sh is not None or bool(self.server_certs)
 
     def session(self, *, ja4plus: bool = True) -> TlsSession:

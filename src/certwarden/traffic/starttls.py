@@ -13,6 +13,7 @@ _TEXT_MARKERS = (
     ("imap", b"starttls", b"* ok"),
     ("pop3", b"stls", b"+ok"),
     ("ftp", b"auth tls", b"220"),
+    ("ftp-gsi", b"auth gssapi", b"220"),
     ("ftp", b"auth ssl", b"220"),
     ("xmpp", b"<starttls", b"<stream:stream"),
     ("irc", b"starttls", b"notice"),

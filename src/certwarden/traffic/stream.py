@@ -10,13 +10,18 @@ nothing more.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import struct
 from collections.abc import Callable
 
+from certwarden.traffic.rdp import find_rdp_certificates
 from certwarden.traffic.tls import TlsDecodeError
 
-# Bytes of plaintext (a STARTTLS dialogue, a MySQL greeting) searched before giving up on TLS.
-MAX_PREFACE = 64 * 1024
+# Bytes of plaintext (a STARTTLS dialogue, a MySQL greeting, an RDP connect response) searched
+# before giving up on TLS; also the most a non-TLS connection ever costs us in memory.
+MAX_PREFACE = 16 * 1024
 # RFC 8446 5.1/5.2: a record is at most 2^14 plus 2048 bytes of expansion (+256 for TLS 1.3).
 MAX_RECORD = (1 << 14) + 2048 + 256
 # A handshake message bigger than this is a corrupt length (a long chain is ~20 KB).
@@ -24,6 +29,8 @@ MAX_HANDSHAKE = 1 << 20
 
 CCS, ALERT, HANDSHAKE, APPDATA, HEARTBEAT = 20, 21, 22, 23, 24
 _H = struct.Struct("!H")
+# RFC 2228 ADAT (client) and its 335/235 replies (server), as GridFTP's GSI uses them
+_ADAT = re.compile(rb"(?m)^(?:ADAT |[23]35 ADAT=)([A-Za-z0-9+/=]+)")
 
 # on_message(msg_type, body, record_version); on_ccs(); on_alert(level, desc)
 MessageSink = Callable[[int, bytes, int], None]
@@ -39,11 +46,13 @@ class TlsHalf:
         "buf",
         "encrypted",
         "error",
+        "gsi",
         "hs",
         "on_alert",
         "on_ccs",
         "on_message",
         "preface",
+        "rdp_certs",
         "record_version",
         "sslv2",
         "started",
@@ -62,11 +71,23 @@ class TlsHalf:
         self.sslv2 = False
         self.record_version = 0
         self.error: str | None = None
+        self.rdp_certs: tuple[bytes, ...] = ()  # Standard RDP Security's chain, when present
+        self.gsi: bytes | None = None  # GSI mode: TLS bytes decoded from ADAT lines, pending
 
     def feed(self, data: bytes) -> bool:
         buf = self.buf + data if self.buf else data
+        if self.gsi is not None:
+            return self._gsi(buf)
         if not self.started:
             start = find_tls_start(buf)
+            if start is None and buf[:2] == b"\x03\x00" and not self.rdp_certs:
+                self.rdp_certs = find_rdp_certificates(buf)
+            if start is None and b"ADAT" in buf:
+                m = _ADAT.search(buf)
+                if m is not None:  # GridFTP's GSI: TLS records base64-encoded in FTP ADAT
+                    self.preface = buf[:min(m.start(), 4096)]
+                    self.started, self.gsi = True, b""
+                    return self._gsi(buf[m.start():])
             if start is None:
                 if len(buf) > MAX_PREFACE:
                     self.buf = b""
@@ -87,6 +108,35 @@ class TlsHalf:
         if pos < 0:
             return False
         self.buf = buf[pos:]
+        return True
+
+    def _gsi(self, buf: bytes) -> bool:
+        """Complete ADAT lines are decoded and their TLS bytes parsed as records."""
+        assert self.gsi is not None
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            line, buf = buf[:nl].strip(), buf[nl + 1:]
+            m = _ADAT.match(line)
+            if m is None:
+                continue
+            try:
+                tls = self.gsi + base64.b64decode(m.group(1), validate=True)
+            except (binascii.Error, ValueError):
+                self.error = "undecodable ADAT line"
+                return False
+            try:
+                pos = self._records(tls)
+            except TlsDecodeError as exc:
+                self.error = str(exc)
+                return False
+            if pos < 0:
+                return False
+            self.gsi = tls[pos:]
+        if len(buf) > MAX_PREFACE * 4:
+            return False  # no line end in sight: not the protocol we thought
+        self.buf = buf
         return True
 
     def _records(self, buf: bytes) -> int:
