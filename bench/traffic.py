@@ -129,7 +129,8 @@ def generate_tls12(workdir: Path, count: int, payload_kb: int) -> Path | None:
         return None
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "mtu", "1500", "up"], check=True)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "mtu", "1500", "gso_max_segs", "1",
+                        "up"], check=True)
         pcap, _der = capture_openssl_handshakes(name, workdir, count, port=9443,
                                                 payload_kb=payload_kb)
         return pcap

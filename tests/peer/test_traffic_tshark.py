@@ -106,7 +106,10 @@ def netns() -> str:
     name = f"cwtraffic{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "mtu", "1500", "up"], check=True)
+        # MTU 1500 and one segment per GSO packet: the capture shows what a wire would carry
+        # (loopback otherwise hands dumpcap 64 KiB super-packets)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "mtu", "1500", "gso_max_segs", "1",
+                        "up"], check=True)
         yield name
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
