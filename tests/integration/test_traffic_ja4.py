@@ -1,7 +1,8 @@
 """JA4 / JA4S / JA4X against FoxIO's Rust reference (../shared/corpora/ja4).
 
 One case per connection of ``expected_tls_fingerprints.csv`` that the Rust implementation
-fingerprinted; each known miss is an explicit xfail with its reason.
+fingerprinted (TCP TLS, QUIC, tunnels, and a TLS 1.3 chain readable only through the key log
+embedded in its pcapng); there are no known misses.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from certwarden.traffic.analyzer import CaptureStats, analyze
 from certwarden.traffic.session import TlsSession
 from certwarden.x509.ja4x import ja4x
 from tests.conftest import require_corpus
-
-_KEYLOG = ("TLS 1.3 encrypts the Certificate message; the Rust reference decrypts it with the "
-           "TLS key log embedded in the pcapng (Decryption Secrets Block). A passive analyzer "
-           "without keys sees no certificate")
 
 
 @cache
@@ -46,12 +43,7 @@ def _cases() -> list[object]:
         seen[key] += 1
         if seen[key] > 1:
             key += f"-{seen[key]}"
-        marks = []
-        if r["pcap"] in ("pcaps/http2-with-cookies.pcapng",
-                           "pcaps/chrome-cloudflare-quic-with-secrets.pcapng") \
-                and r["ja4x_chain"] and r["ja4s"].startswith("t13"):
-            marks.append(pytest.mark.xfail(reason=_KEYLOG, strict=True))
-        cases.append(pytest.param(r, marks=marks, id=key))
+        cases.append(pytest.param(r, id=key))
     return cases
 
 

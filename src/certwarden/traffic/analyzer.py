@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
-from certwarden.traffic.capture import CaptureError, Frame, read_frames
+from certwarden.traffic.capture import LINK_SECRETS, CaptureError, Frame, read_frames
 from certwarden.traffic.dtls import looks_like_dtls
+from certwarden.traffic.keylog import KeyLog, parse_keylog
 from certwarden.traffic.packet import SUPPORTED_LINKTYPES, TCP, decode
 from certwarden.traffic.quic import looks_like_quic_initial
 from certwarden.traffic.reassembly import FIN, RST, SYN
@@ -57,6 +58,7 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
     st = stats if stats is not None else CaptureStats(path=path)
     name = label or path
     flows: dict[tuple[int, bytes, int, bytes, int], Flow | _Closed] = {}
+    keylog: KeyLog = {}  # filled by the capture's own Decryption Secrets Blocks, if any
 
     def finish(key: tuple[int, bytes, int, bytes, int], flow: Flow,
                closed: bool) -> TlsSession | None:
@@ -80,6 +82,9 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
             st.bytes += len(data)
             pkt = decode(linktype, data)
             if pkt is None:
+                if linktype == LINK_SECRETS:
+                    parse_keylog(data, keylog)
+                    continue
                 st.undecoded += 1
                 if linktype not in SUPPORTED_LINKTYPES:
                     st.unsupported_linktypes.add(linktype)
@@ -120,7 +125,7 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
                     yield s
             if flow is None:
                 if proto == TCP:
-                    flow = Flow(name, "tcp", (src, sport), (dst, dport), ts)
+                    flow = Flow(name, "tcp", (src, sport), (dst, dport), ts, keylog=keylog)
                 elif looks_like_dtls(payload):
                     flow = Flow(name, "udp", (src, sport), (dst, dport), ts)
                 elif looks_like_quic_initial(payload):

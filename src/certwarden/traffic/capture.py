@@ -29,6 +29,9 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 Frame = tuple[float, int, bytes]
+# Not a link type: a frame with this "link type" carries a TLS key log from a pcapng DSB.
+LINK_SECRETS = -1
+TLS_KEYLOG = 0x544C534B
 
 
 class CaptureError(ParseError):
@@ -210,7 +213,11 @@ def _pcapng(path: str, fh: IO[bytes], magic: bytes) -> Iterator[Frame]:
                 raise CaptureError(path, f"bad packet block at byte {start}")
             lt, tick = ifaces[iface]
             yield ((hi << 32) | lo) * tick, lt, body[20:20 + caplen]
-        # other blocks (statistics, name resolution, decryption secrets ...) carry no frames
+        elif btype == 10 and len(body) >= 8:  # Decryption Secrets Block
+            stype, slen = struct.unpack_from(order + "II", body)
+            if stype == TLS_KEYLOG:
+                yield 0.0, LINK_SECRETS, body[8:8 + slen]
+        # other blocks (statistics, name resolution ...) carry no frames
 
 
 def _check_len(path: str, blen: int, start: int, minimum: int) -> None:

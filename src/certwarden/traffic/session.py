@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from certwarden.traffic import fingerprint as fp
 from certwarden.traffic import starttls
 from certwarden.traffic.dtls import DtlsHalf
+from certwarden.traffic.keylog import KeyLog, decryptor
 from certwarden.traffic.quic import QuicHalf
 from certwarden.traffic.reassembly import HalfStream
 from certwarden.traffic.stream import TlsHalf
@@ -84,6 +85,7 @@ class Flow:
         "fins",
         "first_sh",
         "halves",
+        "keylog",
         "last",
         "notes",
         "quic",
@@ -96,7 +98,8 @@ class Flow:
     )
 
     def __init__(self, capture: str, transport: str, a: tuple[bytes, int],
-                 b: tuple[bytes, int], ts: float, *, quic: bool = False) -> None:
+                 b: tuple[bytes, int], ts: float, *, quic: bool = False,
+                 keylog: KeyLog | None = None) -> None:
         self.capture = capture
         self.transport = transport
         self.a, self.b = a, b
@@ -117,6 +120,7 @@ class Flow:
         self.datagrams: tuple[DtlsHalf, DtlsHalf] | None = None  # UDP (DTLS)
         self.quic: tuple[QuicHalf, QuicHalf] | None = None  # UDP (QUIC); A is the client
         self.client_dcid: bytes | None = None
+        self.keylog = keylog
         if quic:
             self.quic = (QuicHalf(self._on_message_fn(0), server=False),
                          QuicHalf(self._on_message_fn(1), server=True))
@@ -177,6 +181,8 @@ class Flow:
                 self.retry = True
             if self.sh is None or self.sh.retry:
                 self.sh = sh
+                if not sh.retry and self.keylog and self._tls13():
+                    self._handshake_keys(side)
             if self.first_sh is None:
                 self.first_sh = sh  # JA4S is taken from the first ServerHello (even an HRR)
         elif mtype == SSLV2_SERVER_HELLO:
@@ -194,6 +200,15 @@ class Flow:
                 if self.client_side is None:
                     self.client_side = 1 - side
                 self.server_certs = self.server_certs or certs
+
+    def _handshake_keys(self, server_side: int) -> None:
+        """TLS 1.3 with the capture's own key log: read the encrypted handshake too."""
+        if self.tls is None or self.ch is None or self.sh is None or self.keylog is None:
+            return
+        for side, label in ((server_side, "SERVER_HANDSHAKE_TRAFFIC_SECRET"),
+                            (1 - server_side, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")):
+            self.tls[side].decrypt = decryptor(self.keylog, self.ch.random, self.sh.cipher,
+                                               label)
 
     # --- state ---------------------------------------------------------------------------
     @property

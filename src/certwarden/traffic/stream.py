@@ -44,6 +44,7 @@ class TlsHalf:
 
     __slots__ = (
         "buf",
+        "decrypt",
         "encrypted",
         "error",
         "gsi",
@@ -73,6 +74,8 @@ class TlsHalf:
         self.error: str | None = None
         self.rdp_certs: tuple[bytes, ...] = ()  # Standard RDP Security's chain, when present
         self.gsi: bytes | None = None  # GSI mode: TLS bytes decoded from ADAT lines, pending
+        # TLS 1.3 with a key log: decrypts an encrypted record to (inner type, plaintext)
+        self.decrypt: Callable[[bytes, bytes], tuple[int, bytes] | None] | None = None
 
     def feed(self, data: bytes) -> bool:
         buf = self.buf + data if self.buf else data
@@ -160,7 +163,11 @@ class TlsHalf:
                     self.encrypted = True
             elif ctype == APPDATA:
                 self.encrypted = True
-                return -1
+                inner = self.decrypt(buf[pos - 5 - length:pos - length], body) \
+                    if self.decrypt is not None else None
+                if inner is None or inner[0] != HANDSHAKE:
+                    return -1  # application data (or no key): nothing more to learn
+                self._handshake(inner[1])
             elif ctype == ALERT and len(body) == 2 and not self.encrypted:
                 self.on_alert(body[0], body[1])
         return pos

@@ -37,6 +37,7 @@ class ClientHello:
     point_formats: tuple[int, ...] = ()
     sig_algs: tuple[int, ...] = ()
     sslv2: bool = False
+    random: bytes = b""  # keys a TLS key log entry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +103,7 @@ def _u16_list(r: _Reader) -> tuple[int, ...]:
 def parse_client_hello(body: bytes, *, dtls: bool = False) -> ClientHello:
     r = _Reader(body)
     version = r.u16()
-    r.take(32)  # random
+    random = r.take(32)
     r.take(r.u8())  # session id
     if dtls:
         r.take(r.u8())  # cookie
@@ -121,7 +122,7 @@ def parse_client_hello(body: bytes, *, dtls: bool = False) -> ClientHello:
             with contextlib.suppress(TlsDecodeError):
                 _client_ext(etype, data, fields)
     return ClientHello(version=version, ciphers=tuple(ciphers), extensions=tuple(exts),
-                       **fields)  # type: ignore[arg-type]
+                       random=random, **fields)  # type: ignore[arg-type]
 
 
 def _client_ext(etype: int, d: _Reader, out: dict[str, object]) -> None:
