@@ -19,11 +19,11 @@ import glob
 import hashlib
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -138,6 +138,19 @@ def generate_tls12(workdir: Path, count: int, payload_kb: int) -> Path | None:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+def _hwm_mb(pid: int | str = "self") -> float:
+    """Peak resident memory of one process (VmHWM: per address space, reset by exec — unlike
+    ru_maxrss, which a child inherits from the parent it was forked from)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def measure_ours(path: str) -> dict[str, object]:
     from certwarden.traffic.analyzer import CaptureStats, analyze
 
@@ -155,7 +168,7 @@ def measure_ours(path: str) -> dict[str, object]:
     elapsed = time.perf_counter() - t
     return {"seconds": elapsed, "handshakes": handshakes, "certs": sorted(certs),
             "max_open_flows": stats.max_open_flows, "error": stats.error,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": _hwm_mb()}
 
 
 def measure_tshark(path: str) -> dict[str, object]:
@@ -165,6 +178,15 @@ def measure_tshark(path: str) -> dict[str, object]:
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     certs: set[str] = set()
     handshakes = 0
+    peak = [0.0]
+    done = threading.Event()
+
+    def watch() -> None:  # tshark's own VmHWM, sampled until it exits
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _hwm_mb(proc.pid))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     assert proc.stdout is not None
     for line in proc.stdout:
         types, _, hexders = line.rstrip("\n").partition("\t")
@@ -172,10 +194,13 @@ def measure_tshark(path: str) -> dict[str, object]:
         for h in hexders.split(","):
             if h:
                 certs.add(hashlib.sha256(bytes.fromhex(h)).hexdigest())
+    peak[0] = max(peak[0], _hwm_mb(proc.pid))
     proc.wait()
     elapsed = time.perf_counter() - t
+    done.set()
+    watcher.join()
     return {"seconds": elapsed, "handshakes": handshakes, "certs": sorted(certs),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+            "peak_rss_mb": peak[0]}
 
 
 def _child(which: str, path: str) -> dict[str, object]:

@@ -89,6 +89,13 @@ class QuicHalf:
 
     def datagram(self, p: bytes, client_dcid: bytes | None) -> bytes | None:
         """Process one datagram; returns the DCID of a client Initial (keys for both sides)."""
+        if self.done:
+            # after a Retry the client's next Initial names the DCID the server's keys use
+            if not self.server and len(p) > 6 and p[0] & 0xC0 == 0xC0:
+                version = int.from_bytes(p[1:5], "big")
+                if version in _SALTS and _is_initial(p[0], version):
+                    return p[6:6 + p[5]]
+            return None
         pos, seen_dcid = 0, None
         while pos < len(p) and not self.done:
             try:
@@ -213,4 +220,7 @@ class QuicHalf:
                 break
             self.on_message(mtype, hs[4:4 + mlen], 0x0304)
             hs = hs[4 + mlen:]
+            if mtype in (1, 2):  # the hello is all an Initial carries that we use
+                self.done = True
+                break
         self.hs = hs
