@@ -75,11 +75,11 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
         return None
 
     frames: Generator[Frame, None, None] = read_frames(path)
-    n = 0
+    n = nbytes = 0
     try:
         for ts, linktype, data in frames:
             n += 1
-            st.bytes += len(data)
+            nbytes += len(data)
             pkt = decode(linktype, data)
             if pkt is None:
                 if linktype == LINK_SECRETS:
@@ -164,6 +164,7 @@ def analyze(path: str, *, ja4plus: bool = True, stats: CaptureStats | None = Non
         st.error = exc.reason
     finally:
         st.frames = n
+        st.bytes = nbytes
         frames.close()
     for k, f in list(flows.items()):
         if isinstance(f, Flow):

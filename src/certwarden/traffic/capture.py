@@ -123,13 +123,15 @@ def _pcap(path: str, fh: IO[bytes], magic: bytes) -> Iterator[Frame]:
     unpack_from = rec.unpack_from
     while True:
         buf, pos = rd.buf, rd.pos
-        if pos + 16 <= len(buf):  # fast path: the whole record is already buffered
+        nbuf = len(buf)
+        while pos + 16 <= nbuf:  # fast path: whole records already buffered
             sec, frac, caplen, _origlen = unpack_from(buf, pos)
             end = pos + 16 + caplen
-            if caplen <= MAX_FRAME and end <= len(buf):
-                rd.pos = end
-                yield sec + frac * unit, linktype, buf[pos + 16:end]
-                continue
+            if caplen > MAX_FRAME or end > nbuf:
+                break
+            yield sec + frac * unit, linktype, buf[pos + 16:end]
+            pos = end
+        rd.pos = pos
         h = take(16)
         if h is None:
             return
@@ -147,20 +149,21 @@ def _pcapng(path: str, fh: IO[bytes], magic: bytes) -> Iterator[Frame]:
     rd = _Buffered(fh, magic)
     order = "<"
     ifaces: list[tuple[int, float]] = []  # (linktype, seconds per tick) per interface id
-    head, epb = struct.Struct("<II"), struct.Struct("<IIII")
+    epb = struct.Struct("<IIIIII")  # block type, length, interface, ts high, ts low, caplen
     max_block = MAX_FRAME + 4096
     while True:
         buf, pos = rd.buf, rd.pos
-        if pos + 28 <= len(buf):  # fast path: a whole Enhanced Packet Block already buffered
-            btype, blen = head.unpack_from(buf, pos)
-            if btype == 6 and 32 <= blen <= max_block and not blen % 4 \
-                    and pos + blen <= len(buf):
-                iface, hi, lo, caplen = epb.unpack_from(buf, pos + 8)
-                if iface < len(ifaces) and caplen <= blen - 32:
-                    rd.pos = pos + blen
-                    lt, tick = ifaces[iface]
-                    yield ((hi << 32) | lo) * tick, lt, buf[pos + 28:pos + 28 + caplen]
-                    continue
+        nbuf = len(buf)
+        unpack = epb.unpack_from
+        while pos + 28 <= nbuf:  # fast path: whole Enhanced Packet Blocks already buffered
+            btype, blen, iface, hi, lo, caplen = unpack(buf, pos)
+            if btype != 6 or blen < 32 or blen > max_block or blen & 3 or pos + blen > nbuf \
+                    or iface >= len(ifaces) or caplen > blen - 32:
+                break
+            lt, tick = ifaces[iface]
+            yield ((hi << 32) | lo) * tick, lt, buf[pos + 28:pos + 28 + caplen]
+            pos += blen
+        rd.pos = pos
         start = rd.here
         h = rd.take(8)
         if h is None:
@@ -176,7 +179,7 @@ def _pcapng(path: str, fh: IO[bytes], magic: bytes) -> Iterator[Frame]:
             else:
                 raise CaptureError(path, f"bad byte-order magic at byte {start}")
             ifaces = []  # interface ids are per section
-            head, epb = struct.Struct(order + "II"), struct.Struct(order + "IIII")
+            epb = struct.Struct(order + "IIIIII")
             blen = struct.unpack_from(order + "I", h, 4)[0]
             _check_len(path, blen, start, 28)
             if rd.take(blen - 12) is None:

@@ -35,7 +35,7 @@ def decode(linktype: int, data: bytes) -> Packet | None:
     try:
         if linktype == LINK_ETHERNET:
             # fast path: untagged Ethernet, IPv4 without options or fragments, TCP
-            if data[12:14] == b"\x08\x00" and data[14] == 0x45 and data[23] == TCP \
+            if data[12] == 8 and data[13] == 0 and data[14] == 0x45 and data[23] == TCP \
                     and not data[20] & 0x3F and not data[21]:
                 total = (data[16] << 8) | data[17]
                 sport, dport, seq, _ack, doff, flags = _TCP.unpack_from(data, 34)
