@@ -98,6 +98,12 @@ def _ja4_version(v: int) -> str:
 
 def ja4(ch: ClientHello, *, dtls: bool = False, raw: bool = False) -> str:
     """JA4 of a ClientHello (sorted form); ``raw`` gives JA4_r (the unhashed lists)."""
+    hashed, unhashed = ja4_both(ch, dtls=dtls)
+    return unhashed if raw else hashed
+
+
+def ja4_both(ch: ClientHello, *, dtls: bool = False) -> tuple[str, str]:
+    """(JA4, JA4_r) in one pass."""
     if EXT_SUPPORTED_VERSIONS in ch.extensions and ch.supported_versions:
         version = max(v for v in ch.supported_versions if v not in GREASE) \
             if any(v not in GREASE for v in ch.supported_versions) else 0
@@ -112,9 +118,9 @@ def ja4(ch: ClientHello, *, dtls: bool = False, raw: bool = False) -> str:
     ext_list = ",".join(sorted(f"{e:04x}" for e in exts if e not in (EXT_SNI, EXT_ALPN)))
     sigs = ",".join(f"{s:04x}" for s in ch.sig_algs)
     c_part = ext_list + ("_" + sigs if sigs else "")
-    if raw:
-        return f"{head}_{','.join(ciphers)}_{c_part}"
-    return f"{head}_{hash12(','.join(ciphers))}_{hash12(c_part)}"
+    cipher_list = ",".join(ciphers)
+    return (f"{head}_{hash12(cipher_list)}_{hash12(c_part)}",
+            f"{head}_{cipher_list}_{c_part}")
 
 
 def ja4s(sh: ServerHello, *, quic: bool = False, dtls: bool = False) -> str:

@@ -169,7 +169,10 @@ class QuicHalf:
         while pos < len(f):
             ftype = f[pos]
             pos += 1
-            if ftype in (0x00, 0x01):  # PADDING, PING
+            if ftype == 0x00:  # PADDING: an Initial carries hundreds of these bytes
+                pos = len(f) - len(f[pos:].lstrip(b"\x00"))
+                continue
+            if ftype == 0x01:  # PING
                 continue
             if ftype in (0x02, 0x03):  # ACK
                 _largest, pos = _varint(f, pos)

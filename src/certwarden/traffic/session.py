@@ -255,6 +255,7 @@ class Flow:
             version = None
         dtls = self.dtls
         c_addr, s_addr = _addr(client[0]), _addr(server[0])
+        ja4, ja4_r = fp.ja4_both(ch, dtls=dtls) if ch is not None else (None, None)
         return TlsSession(
             capture=self.capture,
             flow=(f"{self.transport}:{_endpoint(c_addr, client[1])}-"
@@ -272,8 +273,8 @@ class Flow:
             # JA3S/JA4S describe the first ServerHello (an HRR if there was one), as tshark
             # and FoxIO's reference do; version and cipher come from the final one.
             ja3s=fp.ja3s(self.first_sh) if self.first_sh is not None else None,
-            ja4=fp.ja4(ch, dtls=dtls) if ch is not None else None,
-            ja4_r=fp.ja4(ch, dtls=dtls, raw=True) if ch is not None else None,
+            ja4=ja4,
+            ja4_r=ja4_r,
             ja4s=(fp.ja4s(self.first_sh, dtls=dtls, quic=self.quic is not None)
                   if self.first_sh is not None and ja4plus and not self.first_sh.sslv2 else None),
             server_chain=self.server_certs,

@@ -24,9 +24,10 @@ from certwarden.traffic.tls import TlsDecodeError
 MAX_PREFACE = 16 * 1024
 # RFC 8446 5.1/5.2: a record is at most 2^14 plus 2048 bytes of expansion (+256 for TLS 1.3).
 MAX_RECORD = (1 << 14) + 2048 + 256
-# A handshake message bigger than this is a corrupt length (a long chain is ~20 KB); it
-# bounds what one connection direction can make us buffer.
-MAX_HANDSHAKE = 1 << 18
+# A handshake message bigger than this is a corrupt length; it bounds what one connection
+# direction can make us buffer. (A chain is usually ~5-20 KB, but Zeek's fragmented-handshake
+# trace carries a real 340 KB Certificate message.)
+MAX_HANDSHAKE = 1 << 20
 
 CCS, ALERT, HANDSHAKE, APPDATA, HEARTBEAT = 20, 21, 22, 23, 24
 _H = struct.Struct("!H")

@@ -19,6 +19,9 @@ EXT_SUPPORTED_VERSIONS, EXT_QUIC_PARAMS = 43, 57
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 _H = struct.Struct("!H")
+_HH = struct.Struct("!HH")
+_CLIENT_EXTS = frozenset({EXT_SNI, EXT_ALPN, EXT_SUPPORTED_VERSIONS, EXT_GROUPS,
+                          EXT_POINT_FORMATS, EXT_SIG_ALGS})
 
 
 class TlsDecodeError(ValueError):
@@ -114,13 +117,18 @@ def parse_client_hello(body: bytes, *, dtls: bool = False) -> ClientHello:
     fields: dict[str, object] = {}
     if r.left >= 2:
         block = r.sub(r.u16())
-        while block.left >= 4:
-            etype = block.u16()
-            data = block.sub(block.u16())
+        pos, end = block.pos, block.end
+        while end - pos >= 4:
+            etype, dlen = _HH.unpack_from(body, pos)
+            pos += 4
+            if pos + dlen > end:
+                raise TlsDecodeError("length past the end")
             exts.append(etype)
-            # one malformed extension must not hide the rest of the hello
-            with contextlib.suppress(TlsDecodeError):
-                _client_ext(etype, data, fields)
+            if etype in _CLIENT_EXTS:
+                # one malformed extension must not hide the rest of the hello
+                with contextlib.suppress(TlsDecodeError):
+                    _client_ext(etype, _Reader(body, pos, pos + dlen), fields)
+            pos += dlen
     return ClientHello(version=version, ciphers=tuple(ciphers), extensions=tuple(exts),
                        random=random, **fields)  # type: ignore[arg-type]
 
