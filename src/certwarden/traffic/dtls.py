@@ -78,6 +78,8 @@ class DtlsHalf:
 
     def _message(self, mtype: int, mseq: int, body: bytes, version: int) -> None:
         self.seen.add(mseq * 256 + mtype)
+        if len(self.seen) > _MAX_PENDING:
+            self.done = True  # a handshake has a dozen messages; more is not a handshake
         self.on_message(mtype, body, version)
 
 

@@ -26,6 +26,7 @@ _SALTS = {
     DRAFT29: bytes.fromhex("afbfec289993d24c9e9786f19c6111e04390a899"),
 }
 _MAX_CRYPTO = 64 * 1024  # Initial CRYPTO data per direction; a ClientHello is a few KB
+_MAX_FRAGMENTS = 256  # pending CRYPTO pieces; real clients send a handful
 
 
 def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
@@ -193,7 +194,7 @@ class QuicHalf:
                 return  # CONNECTION_CLOSE or anything else: no more CRYPTO in this packet
 
     def _crypto(self, off: int, data: bytes) -> None:
-        if off + len(data) > _MAX_CRYPTO:
+        if off + len(data) > _MAX_CRYPTO or len(self.crypto) > _MAX_FRAGMENTS:
             self.done = True
             return
         if len(data) > len(self.crypto.get(off, b"")):

@@ -17,6 +17,8 @@ SYN, FIN, RST = 0x02, 0x01, 0x04
 # Out-of-order bytes held per direction while waiting for a hole to fill. A handshake needs
 # far less; past this the hole is a capture loss, not reordering.
 MAX_HELD = 512 * 1024
+# ... and at most this many held segments, so a flood of tiny ones cannot make draining slow.
+MAX_HELD_SEGMENTS = 1024
 
 
 class HalfStream:
@@ -51,7 +53,7 @@ class HalfStream:
             if len(payload) > len(self.held.get(seq, b"")):
                 self.held_bytes += len(payload) - len(self.held.get(seq, b""))
                 self.held[seq] = payload
-                if self.held_bytes > MAX_HELD:
+                if self.held_bytes > MAX_HELD or len(self.held) > MAX_HELD_SEGMENTS:
                     self.end()
             return
         else:  # starts in the past: a retransmission or an overlap
@@ -72,6 +74,12 @@ class HalfStream:
         while progress and self.held and not self.done:
             progress = False
             nxt = self.next_seq or 0
+            exact = self.held.pop(nxt, None)
+            if exact is not None:  # the common case: the segment that fills the hole
+                self.held_bytes -= len(exact)
+                self._deliver(exact)
+                progress = True
+                continue
             for seq in list(self.held):
                 d = (seq - nxt) & M32
                 if d == 0 or d >= HALF:

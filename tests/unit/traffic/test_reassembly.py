@@ -103,3 +103,13 @@ def test_sink_saying_done_stops_the_stream() -> None:
     assert calls == [b"a"]
     assert h.done
     assert not h.gap
+
+
+def test_a_flood_of_tiny_out_of_order_segments_is_a_gap_quickly() -> None:
+    h, got = _stream()
+    h.segment(99, SYN, b"")
+    for i in range(5000):
+        h.segment(10_000 + 2 * i, 0, b"x")  # never fills: every other byte missing
+    assert h.done
+    assert h.gap
+    assert got == b""
