@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -174,3 +175,69 @@ def test_generated_capture_matches_tshark(netns: str, tmp_path: Path) -> None:
         assert t["certs"] == {sha}
         assert t["ja3"] == {s.ja3}
         assert t["ja3s"] == {s.ja3s}
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return require_tool(name, path=found[-1] if found else None)
+
+
+def test_postgresql_starttls_capture(netns: str, tmp_path: Path) -> None:
+    """A real PostgreSQL server (SSLRequest, then TLS 1.2) and psql, captured in the netns."""
+    initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
+    psql, openssl = require_tool("psql"), require_tool("openssl")
+    dumpcap = require_tool("dumpcap")
+    try:
+        pg_uid = int(subprocess.run(["id", "-u", "postgres"], capture_output=True, text=True,
+                                    check=True).stdout)
+    except (subprocess.CalledProcessError, ValueError):
+        pytest.skip("no 'postgres' system user to run the server as")
+    work = Path(tempfile.mkdtemp(prefix="cwpg"))
+    try:
+        os.chmod(work, 0o755)
+        data, sock = work / "data", work / "sock"
+        sock.mkdir()
+        key, crt = work / "server.key", work / "server.crt"
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(key), "-out", str(crt), "-days", "10", "-subj", "/CN=db.internal"],
+                       check=True, capture_output=True)
+        os.chmod(key, 0o600)
+        for p in (work, sock, key, crt):
+            os.chown(p, pg_uid, -1)
+        der = subprocess.run([openssl, "x509", "-in", str(crt), "-outform", "DER"],
+                             check=True, capture_output=True).stdout
+        run_as = ["runuser", "-u", "postgres", "--"]
+        subprocess.run([*run_as, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
+                       check=True, capture_output=True)
+        ns = ["ip", "netns", "exec", netns]
+        pcap = tmp_path / "pg.pcapng"  # not in the postgres-owned directory: dumpcap refuses
+        cap = subprocess.Popen([*ns, dumpcap, "-q", "-i", "lo", "-w", str(pcap)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [*ns, *run_as, postgres, "-D", str(data), "-k", str(sock), "-h", "127.0.0.1",
+             "-p", "5433", "-c", "ssl=on", "-c", f"ssl_cert_file={crt}", "-c",
+             f"ssl_key_file={key}", "-c", "ssl_max_protocol_version=TLSv1.2"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(50):
+                time.sleep(0.2)
+                r = subprocess.run([*ns, psql, "host=127.0.0.1 port=5433 user=postgres "
+                                    "dbname=postgres sslmode=require", "-Atc", "select 1"],
+                                   capture_output=True, text=True, check=False, timeout=20)
+                if r.returncode == 0:
+                    break
+            assert r.stdout.strip() == "1", r.stderr
+            time.sleep(0.5)
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+            cap.terminate()
+            cap.wait(timeout=10)
+        sessions = [s for s in analyze(str(pcap)) if s.server_port == 5433]
+        assert sessions
+        s = sessions[-1]
+        assert s.starttls == "postgresql"
+        assert s.server_chain == (der,)
+        assert s.version == "TLSv12"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
