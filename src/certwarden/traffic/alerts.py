@@ -13,7 +13,7 @@ import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -65,11 +65,11 @@ class Blocklist:
         return cls(sha1=sha1, fingerprints=fps)
 
 
-def _read_list(path: str, fh: object, sha1: dict[str, str], fps: dict[str, str]) -> None:
+def _read_list(path: str, fh: Iterable[str], sha1: dict[str, str], fps: dict[str, str]) -> None:
     """SSLBL certificate CSV (``Listingdate,SHA1,Listingreason``), SSLBL JA3 CSV
     (``ja3_md5,Firstseen,Lastseen,Listingreason``) or ``fingerprint,label`` lines."""
     rows = 0
-    for row in csv.reader(line for line in fh if not line.startswith("#")):  # type: ignore[attr-defined]
+    for row in csv.reader(line for line in fh if not line.startswith("#")):
         if not row or not row[0].strip():
             continue
         cells = [c.strip() for c in row]

@@ -16,7 +16,7 @@ from certwarden.traffic.dtls import DtlsHalf
 from certwarden.traffic.keylog import KeyLog, decryptor
 from certwarden.traffic.quic import QuicHalf
 from certwarden.traffic.reassembly import HalfStream
-from certwarden.traffic.stream import TlsHalf
+from certwarden.traffic.stream import MessageSink, TlsHalf
 from certwarden.traffic.tls import (
     ClientHello,
     ServerHello,
@@ -136,7 +136,7 @@ class Flow:
         return TlsHalf(self._on_message_fn(side), lambda: self._on_ccs(),
                        lambda level, _desc: self._on_alert(level))
 
-    def _on_message_fn(self, side: int):  # type: ignore[no-untyped-def]
+    def _on_message_fn(self, side: int) -> MessageSink:
         def on_message(mtype: int, body: bytes, _recver: int) -> None:
             try:
                 self._message(side, mtype, body)
