@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from collections.abc import Generator, Iterator
 from typing import IO, cast
 
@@ -84,7 +85,7 @@ def open_capture(path: str) -> tuple[IO[bytes], bytes]:
         fh = cast(IO[bytes], gzip.GzipFile(path, "rb"))
         try:
             head = fh.read(4)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             fh.close()
             raise CaptureError(path, f"bad gzip data ({exc})") from None
     return fh, head
@@ -105,7 +106,7 @@ def read_frames(path: str) -> Generator[Frame, None, None]:
                                      f"{head.hex()})")
     except EOFError as exc:
         raise CaptureError(path, f"truncated at byte {exc.args[0]}") from None
-    except (OSError, gzip.BadGzipFile, struct.error) as exc:
+    except (OSError, gzip.BadGzipFile, zlib.error, struct.error) as exc:
         raise CaptureError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
     finally:
         fh.close()

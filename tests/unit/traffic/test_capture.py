@@ -142,25 +142,30 @@ def test_bad_gzip(tmp_path: Path) -> None:
     assert stats.error is not None
 
 
-_BASE: bytes | None = None
+_BASES: dict[str, bytes] = {}
 
 
-def _base() -> bytes:
-    global _BASE
-    if _BASE is None:
+def _base(kind: str) -> bytes:
+    if kind not in _BASES:
         from tests.unit.traffic.conftest import make_cert
 
         frames = _tls_frames(make_cert())
-        _BASE = g.pcap(frames)
-    return _BASE
+        if kind == "pcap":
+            _BASES[kind] = g.pcap(frames)
+        elif kind == "pcapng":
+            _BASES[kind] = g.pcapng([[(0, ts, d) for ts, d in frames]], linktypes=[1])
+        else:
+            _BASES[kind] = gzip.compress(g.pcap(frames))
+    return _BASES[kind]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=4000), st.integers(0, 255)),
+@given(st.sampled_from(["pcap", "pcapng", "gzip"]),
+       st.lists(st.tuples(st.integers(min_value=0, max_value=4000), st.integers(0, 255)),
                 max_size=12), st.integers(min_value=0, max_value=4000))
-def test_fuzzed_capture_never_crashes(tmp_path_factory: pytest.TempPathFactory,
+def test_fuzzed_capture_never_crashes(tmp_path_factory: pytest.TempPathFactory, kind: str,
                                       flips: list[tuple[int, int]], cut: int) -> None:
-    data = bytearray(_base())
+    data = bytearray(_base(kind))
     for pos, value in flips:
         if pos < len(data):
             data[pos] = value
