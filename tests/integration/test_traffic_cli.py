@@ -123,3 +123,24 @@ def test_subprocess_smoke() -> None:
     s = next(json.loads(x) for x in r.stdout.splitlines() if '"session"' in x)
     assert s["starttls"] == "smtp"
     assert len(s["server_chain"]) == 3
+
+
+def test_certificate_cryptography_rejects_is_reported_not_fatal(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A certificate whose version field says 15 (cryptography raises InvalidVersion)."""
+    from tests.unit.traffic import pcapgen as g
+    from tests.unit.traffic.conftest import make_cert
+
+    der = bytearray(make_cert())
+    i = der.find(b"\xa0\x03\x02\x01\x02")  # [0] EXPLICIT INTEGER 2 (v3)
+    der[i + 4] = 15
+    client = g.records(g.client_hello())
+    server = g.records(g.server_hello()) + g.records(g.certificate([bytes(der)]))
+    frames = [(ts, g.frame(1, ip)) for ts, ip in g.tcp_flow(client, server)]
+    pcap = tmp_path / "v15.pcap"
+    pcap.write_bytes(g.pcap(frames))
+    code, rows, _err = _rows(capsys, ["traffic", "--no-inventory", "--alerts", str(pcap)])
+    assert code == 0
+    s = next(r for r in rows if r["type"] == "session")
+    assert s["server_chain"] == []
+    assert "not a valid DER certificate" in s["unparsable_certificates"][0]

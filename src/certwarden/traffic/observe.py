@@ -65,6 +65,12 @@ class CertificateCache:
             value: Certificate | str = Certificate.from_der(der, source=source)
         except CertwardenError as exc:
             value = str(exc)
+        except Exception as exc:
+            # The one lenient spot: bytes off the wire that cryptography rejects with an
+            # exception ``from_der`` does not translate (InvalidVersion for a version field
+            # of 15, found by fuzzing) must not end the capture; the DER is reported as
+            # unparsable like any other.
+            value = f"{source}: not a valid DER certificate ({type(exc).__name__}: {exc})"
         self.parsed[der] = value
         return value, True
 
