@@ -63,13 +63,14 @@ class CertificateCache:
             return hit, False
         try:
             value: Certificate | str = Certificate.from_der(der, source=source)
+            value.as_dict()  # the record computes some fields lazily: fail here, not later
         except CertwardenError as exc:
             value = str(exc)
         except Exception as exc:
             # The one lenient spot: bytes off the wire that cryptography rejects with an
-            # exception ``from_der`` does not translate (InvalidVersion for a version field
-            # of 15, found by fuzzing) must not end the capture; the DER is reported as
-            # unparsable like any other.
+            # exception the record does not translate (InvalidVersion for a version field of
+            # 15; TypeError from a name attribute of the wrong ASN.1 type — both found by
+            # fuzzing) must not end the capture; the DER is reported as unparsable.
             value = f"{source}: not a valid DER certificate ({type(exc).__name__}: {exc})"
         self.parsed[der] = value
         return value, True
