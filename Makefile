@@ -31,7 +31,7 @@ deb:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/certwarden inspect --password changeit src/certwarden/samples
+	$(BIN)/certwarden demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -48,6 +48,7 @@ test: $(STAMP) deb
 
 bench: $(STAMP)
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/assess.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -62,8 +62,9 @@ class CertificateCache:
         if hit is not None:
             return hit, False
         try:
-            value: Certificate | str = Certificate.from_der(der, source=source)
-            value.as_dict()  # the record computes some fields lazily: fail here, not later
+            cert = Certificate.from_der(der, source=source)
+            cert.as_dict()  # the record computes some fields lazily: fail here, not later
+            value: Certificate | str = cert
         except CertwardenError as exc:
             value = str(exc)
         except Exception as exc:
