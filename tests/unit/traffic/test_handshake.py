@@ -71,6 +71,14 @@ def test_missing_segment_is_a_gap_not_a_crash(tmp_path: Path, self_signed_der: b
     (b"<stream:stream to='x'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>",
      b"<stream:stream from='x'><proceed/>", "xmpp"),
     (b"\x00\x00\x00\x08\x04\xd2\x16\x2f", b"S", "postgresql"),
+    # LDAP ExtendedRequest for StartTLS (RFC 4511 4.14) and its success response
+    (bytes.fromhex("301d02010177188016") + b"1.3.6.1.4.1.1466.20037",
+     bytes.fromhex("300c02010178070a010004000400"), "ldap"),
+    # MySQL: protocol-10 greeting, then the client's SSLRequest (capability flags, 32 bytes)
+    (b"\x20\x00\x00\x01" + b"\x05\xae\xff\x01" + b"\x00" * 28,
+     b"\x4a\x00\x00\x00\x0a8.0.35\x00" + b"\x01" * 60, "mysql"),
+    (b"STARTTLS\r\n", b":irc.example.net 670 nick :STARTTLS successful\r\n", "irc"),
+    (b"AUTH GSSAPI\r\n", b"220 GridFTP ready\r\n334 ADAT must follow\r\n", "ftp-gsi"),
 ])
 def test_starttls_found_by_content(tmp_path: Path, self_signed_der: bytes, client_pre: bytes,
                                    server_pre: bytes, label: str) -> None:
