@@ -19,6 +19,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -125,7 +126,8 @@ def generate_tls12(workdir: Path, count: int, payload_kb: int) -> Path | None:
     except ImportError:
         return None
     name = f"cwbench{os.getpid()}"
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 or not all(shutil.which(t) for t in ("ip", "openssl", "dumpcap")):
+        print("note: no generated TLS 1.2 part (needs root, iproute2, openssl and dumpcap)")
         return None
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -222,6 +224,8 @@ def main() -> None:
         who, path = args.measure
         print(json.dumps(measure_ours(path) if who == "ours" else measure_tshark(path)))
         return
+    if not shutil.which("tshark"):
+        sys.exit("bench/traffic.py: tshark is not installed (make deb installs it)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         gen = generate_tls12(work, args.generated_handshakes, args.generated_payload_kb)
