@@ -49,6 +49,7 @@ test: $(STAMP) deb
 bench: $(STAMP)
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/assess.py
+	$(BIN)/python bench/traffic.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

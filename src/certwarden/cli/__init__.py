@@ -64,6 +64,7 @@ COMMAND_MODULES = (
     "certwarden.cli.report",
     "certwarden.cli.demo",
     "certwarden.cli.create",
+    "certwarden.cli.traffic",
 )
 
 
