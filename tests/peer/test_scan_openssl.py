@@ -14,8 +14,8 @@ import pytest
 from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions, Status
 from certwarden.discovery.targets import Endpoint
 from certwarden.x509 import Certificate
-from conftest import require_tool
 from discovery_support import free_port, issue, write_pem
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.peer("openssl")
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from certwarden.cli import main
-from conftest import require_tool
 from discovery_support import Issued, free_port, issue, write_pem
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.peer("postgresql")
 
