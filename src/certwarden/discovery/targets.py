@@ -203,7 +203,21 @@ def count_endpoints(specs: Sequence[TargetSpec], ports: Sequence[int],
 def endpoints(specs: Sequence[TargetSpec], ports: Sequence[int], *,
               snis: Sequence[str] = (), starttls: Starttls | None = None,
               block: int = 256) -> Iterator[Endpoint]:
-    """Every endpoint, lazily: hosts in blocks of ``block``, each block port by port."""
+    """Every endpoint once, lazily: hosts in blocks of ``block``, each block port by port."""
+    # Overlapping targets (``::1`` and ``[::1]:443``) would probe twice; remembering what was
+    # yielded costs memory, so only for estates of a size a set holds without thought.
+    seen: set[Endpoint] | None = (set() if len(specs) > 1
+                                  and count_endpoints(specs, ports, snis) <= 1_000_000 else None)
+    for ep in _endpoints(specs, ports, snis=snis, starttls=starttls, block=block):
+        if seen is not None:
+            if ep in seen:
+                continue
+            seen.add(ep)
+        yield ep
+
+
+def _endpoints(specs: Sequence[TargetSpec], ports: Sequence[int], *, snis: Sequence[str],
+               starttls: Starttls | None, block: int) -> Iterator[Endpoint]:
     for spec in specs:
         spec_ports = (spec.port,) if spec.port else tuple(ports)
         hosts = iter(spec)

@@ -96,3 +96,10 @@ def test_banners_name_their_protocol() -> None:
     # The StartTLS ExtendedRequest is the exact BER of RFC 4511 section 4.14.1.
     assert LDAP_STARTTLS.hex() == (
         "301d02010177188016" + b"1.3.6.1.4.1.1466.20037".hex())
+
+
+def test_overlapping_targets_probe_once() -> None:
+    specs = read_targets(["::1", "[::1]:443", "10.0.0.1-2", "10.0.0.2"])
+    eps = list(endpoints(specs, (443,)))
+    assert sorted((e.host, e.port) for e in eps) == [("10.0.0.1", 443), ("10.0.0.2", 443),
+                                                     ("::1", 443)]
