@@ -54,3 +54,16 @@ def test_files_rerun_and_removal(db_urls: list[str], tmp_path: Path,
             assert [s.sightings for s in inv.scans()] == [2, 2, 1]
         write_pem(tree / "b.crt", b.pem)  # back for the next database
         capsys.readouterr()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["discover", "files", "/nonexistent/certs"], "no such file or directory"),
+    (["discover", "k8s", "--from-file", "/nonexistent/dump.yaml"], "No such file"),
+    (["discover", "files", "/tmp", "--max-size", "0"], "--max-size"),
+])
+def test_bad_discover_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        argv: list[str], message: str) -> None:
+    assert main(["--db", f"sqlite:///{tmp_path / 'x.db'}", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message in err

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import collections
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import click
 
-from certwarden.cli import emit_json
+from certwarden.cli import emit_json, fail
 from certwarden.discovery.files import FileOutcome, SweepOptions, key_problems, sweep
 from certwarden.discovery.k8s import K8sOutcome, read_cluster, read_dump
 from certwarden.records import Sighting
@@ -92,6 +93,9 @@ def discover_cmd() -> None:
 def files_cmd(ctx: click.Context, paths: tuple[str, ...], passwords: tuple[str, ...],
               max_size: int, json_out: str | None) -> None:
     """Walk PATHs for PEM/DER/PKCS#7/PKCS#12/JKS by content; pair keys with certificates."""
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing:
+        fail(f"{missing[0]}: no such file or directory")
     options = SweepOptions(passwords=tuple(p.encode() for p in passwords), max_size=max_size)
     _store(ctx, "files", list(paths), sweep(list(paths), options), json_out)
 
