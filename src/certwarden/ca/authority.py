@@ -248,18 +248,8 @@ class Authority:
     def revoke(self, serial: str | int, reason: RevocationReason | str = "unspecified", *,
                requested_by: str = "unknown") -> Revocation:
         """Revoke a certificate this issuer signed (idempotent: the first reason stays)."""
-        value = serial if isinstance(serial, int) else parse_serial(serial)
-        key = serial_hex(value)
-        rec = self.ledger.issued(key)
-        if rec is None or rec.issuer != self.issuer.name:
-            raise NotFound(f"serial {key} was not issued by {self.issuer.name}")
-        why = reason if isinstance(reason, RevocationReason) else RevocationReason.parse(reason)
-        now = self._clock()
-        rev = Revocation(serial=key, issuer=self.issuer.name, reason=why, revoked_at=now,
-                         revoked_by=requested_by)
-        return self.ledger.revoke(rev, event=AuditEvent(
-            at=now, actor=requested_by, action=AuditAction.REVOKE, issuer=self.issuer.name,
-            serial=key, detail=why.value))
+        return revoke_serial(self.ledger, serial, reason, requested_by=requested_by,
+                             issuer=self.issuer.name, now=self._clock())
 
     # -- CRLs ----------------------------------------------------------------------------
     def crl(self, *, requested_by: str = "unknown",
@@ -271,6 +261,24 @@ class Authority:
 
 # Placeholder in the result list until the batch commits (never returned to callers).
 exc_placeholder = CaError("issuance not committed")
+
+
+def revoke_serial(ledger: Ledger, serial: str | int, reason: RevocationReason | str, *,
+                  requested_by: str, issuer: str | None = None,
+                  now: dt.datetime | None = None) -> Revocation:
+    """Record a revocation. Needs no key: CRLs and OCSP answers are signed when published."""
+    value = serial if isinstance(serial, int) else parse_serial(serial)
+    key = serial_hex(value)
+    rec = ledger.issued(key)
+    if rec is None or (issuer is not None and rec.issuer != issuer):
+        raise NotFound(f"serial {key} was not issued by {issuer or 'this CA'}")
+    why = reason if isinstance(reason, RevocationReason) else RevocationReason.parse(reason)
+    at = now or utcnow()
+    rev = Revocation(serial=key, issuer=rec.issuer, reason=why, revoked_at=at,
+                     revoked_by=requested_by)
+    return ledger.revoke(rev, event=AuditEvent(at=at, actor=requested_by,
+                                               action=AuditAction.REVOKE, issuer=rec.issuer,
+                                               serial=key, detail=why.value))
 
 
 def pick_issuer(ledger: Ledger, name: str | None) -> Issuer:
