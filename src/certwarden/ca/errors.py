@@ -22,7 +22,7 @@ class NotFound(CaError):  # noqa: N818
     """No such issuer, serial or profile."""
 
 
-class DuplicateSerial(CaError):
+class DuplicateSerial(CaError):  # noqa: N818 - named for what the database refused
     """The database refused a serial it already holds (the unique constraint at work)."""
 
 

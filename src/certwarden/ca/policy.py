@@ -12,6 +12,7 @@ from certwarden.ca.names import Name, NameKind, spiffe_id
 from certwarden.ca.profiles import Profile
 from certwarden.errors import UsageError
 
+DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -76,7 +77,7 @@ class NamePolicy:
 class CaConfig:
     """Per-CA settings: the base URL leaves point to (AIA OCSP, CRL DP), policy, profiles."""
 
-    base_url: str = "http://127.0.0.1:8080"
+    base_url: str = DEFAULT_BASE_URL
     policy: NamePolicy = field(default_factory=NamePolicy)
     profiles: Mapping[str, Profile] = field(default_factory=dict)
     raw_profiles: Mapping[str, Any] = field(default_factory=dict)
@@ -93,7 +94,7 @@ class CaConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> CaConfig:
-        base = str(data.get("base_url") or cls.base_url)
+        base = str(data.get("base_url") or DEFAULT_BASE_URL)
         if not base.startswith(("http://", "https://")):
             raise UsageError(f"base URL must be http(s)://...: {base!r}")
         raw = dict(data.get("profiles") or {})

@@ -10,11 +10,12 @@ external key and the signature BIT STRING is replaced (``resign``).
 from __future__ import annotations
 
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
 from certwarden.ca import der
@@ -75,6 +76,11 @@ class FileSigner:
         return key.sign(data)
 
 
+def _hash(key: PrivateKey) -> Any:
+    """The hash argument cryptography's ``sign`` wants (its stubs list concrete SHA-2 types)."""
+    return hash_for(key)
+
+
 _dummies: dict[str, PrivateKey] = {}
 _dummy_lock = threading.Lock()
 
@@ -110,11 +116,9 @@ def resign(signed: bytes, signer: Signer) -> bytes:
 def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:
     key = signer.private_key
     if key is not None:
-        return builder.sign(key, hash_for(key))
+        return builder.sign(key, _hash(key))
     dummy = _dummy_for(signer.public_key)
-    draft = builder.sign(dummy, hash_for(dummy))
-    from cryptography.hazmat.primitives.serialization import Encoding
-
+    draft = builder.sign(dummy, _hash(dummy))
     return x509.load_der_x509_certificate(resign(draft.public_bytes(Encoding.DER), signer))
 
 
@@ -122,23 +126,19 @@ def sign_crl(builder: x509.CertificateRevocationListBuilder,
              signer: Signer) -> x509.CertificateRevocationList:
     key = signer.private_key
     if key is not None:
-        return builder.sign(key, hash_for(key))
+        return builder.sign(key, _hash(key))
     dummy = _dummy_for(signer.public_key)
-    draft = builder.sign(dummy, hash_for(dummy))
-    from cryptography.hazmat.primitives.serialization import Encoding
-
+    draft = builder.sign(dummy, _hash(dummy))
     return x509.load_der_x509_crl(resign(draft.public_bytes(Encoding.DER), signer))
 
 
 def sign_ocsp(builder: ocsp.OCSPResponseBuilder, signer: Signer) -> bytes:
     """A successful OCSPResponse (DER) whose BasicOCSPResponse the signer signed."""
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     key = signer.private_key
     if key is not None:
-        return builder.sign(key, hash_for(key)).public_bytes(Encoding.DER)
+        return builder.sign(key, _hash(key)).public_bytes(Encoding.DER)
     dummy = _dummy_for(signer.public_key)
-    draft = builder.sign(dummy, hash_for(dummy)).public_bytes(Encoding.DER)
+    draft = builder.sign(dummy, _hash(dummy)).public_bytes(Encoding.DER)
     # OCSPResponse ::= SEQUENCE { responseStatus, [0] EXPLICIT ResponseBytes }
     # ResponseBytes ::= SEQUENCE { responseType OID, response OCTET STRING (BasicOCSPResponse) }
     status, tagged = der.children(draft)

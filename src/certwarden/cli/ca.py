@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,12 @@ from certwarden.ca.hierarchy import init_ca
 from certwarden.ca.keys import KeyAlgorithm, generate_private_key
 from certwarden.ca.model import parse_serial
 from certwarden.ca.policy import CaConfig
-from certwarden.cli import emit_json, fail, write_text
+from certwarden.cli import fail, write_text
 from certwarden.errors import UsageError
 from certwarden.store.ca_ledger import SqlLedger
 from certwarden.store.db import data_dir
 
-PASSPHRASE_ENV = "CERTWARDEN_CA_PASSPHRASE"
+PASSPHRASE_ENV = "CERTWARDEN_CA_PASSPHRASE"  # noqa: S105 - the name of a variable
 
 
 def default_key_dir() -> Path:
@@ -45,7 +46,7 @@ def passphrase_source(passphrase_file: str | None, *, confirm: bool = False,
             if not text:
                 fail(f"{passphrase_file}: empty passphrase")
             return text.encode()
-        if not click.get_text_stream("stdin").isatty():
+        if not sys.stdin.isatty():
             fail(f"CA passphrase needed: set {PASSPHRASE_ENV} or use --passphrase-file")
         value = click.prompt("CA key passphrase", hide_input=True,
                              confirmation_prompt=confirm, err=True)
@@ -200,7 +201,7 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
         from cryptography.hazmat.primitives import serialization
 
         key = generate_private_key(KeyAlgorithm.EC_P256)
-        chain = authority.issue(public_key=key.public_key(),  # type: ignore[arg-type]
+        chain = authority.issue(public_key=key.public_key(),
                                 profile=profile, names=list(names), requested_by=_actor(),
                                 lifetime=lifetime)
         key_pem = key.private_bytes(serialization.Encoding.PEM,
@@ -218,7 +219,7 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
 
 def _read_input(path: str) -> bytes:
     if path == "-":
-        return click.get_binary_stream("stdin").read()
+        return sys.stdin.buffer.read()
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -272,7 +273,7 @@ def list_cmd(ctx: click.Context, as_json: bool, audit: bool, limit: int,
             row = {"at": e.at.isoformat(), "actor": e.actor, "action": e.action.value,
                    "issuer": e.issuer, "serial": e.serial, "detail": e.detail}
             click.echo(json.dumps(row) if as_json else
-                       f"{row['at'][:19]}  {e.action.value:7} {e.actor:16} "
+                       f"{e.at:%Y-%m-%dT%H:%M:%S}  {e.action.value:7} {e.actor:16} "
                        f"{e.serial or '-':32}  {e.detail}")
         return
     if not as_json:
@@ -313,7 +314,8 @@ def crl_cmd(ctx: click.Context, out: str, pem: bool, ca_name: str | None,
                 + "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
                 + "\n-----END X509 CRL-----\n").encode()
     if out == "-":
-        click.get_binary_stream("stdout").write(data)
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     else:
         try:
             Path(out).write_bytes(data)

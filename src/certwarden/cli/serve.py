@@ -42,7 +42,7 @@ def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, s
         names = [host, "localhost"]
     except ValueError:
         names = [host]
-    chain = authority.issue(public_key=key.public_key(),  # type: ignore[arg-type]
+    chain = authority.issue(public_key=key.public_key(),
                             profile="tls-server", names=names, requested_by="serve")
     cert_path, key_path = workdir / "serve.pem", workdir / "serve.key"
     write_text(str(cert_path), chain.pem())
