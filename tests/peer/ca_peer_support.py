@@ -52,7 +52,7 @@ def serving(env: dict[str, str], cwd: Path, *extra: str,
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    out, err = proc.communicate(timeout=5)
+                    _out, err = proc.communicate(timeout=5)
                     raise AssertionError(f"serve did not come up: {err}") from None
                 time.sleep(0.2)
         yield base

@@ -59,7 +59,7 @@ def test_verify_accepts_chains_and_crl_check_rejects_revoked(
 
 def test_openssl_reads_our_scrypt_key_files(ca: tuple[dict[str, str], Path],
                                             openssl: str) -> None:
-    env, d = ca
+    _env, d = ca
     key = d / "data" / "certwarden" / "ca" / "peer-ca.key.pem"
     ok = run(openssl, "pkey", "-in", str(key), "-passin", "pass:peer-pass", "-noout", cwd=d)
     assert ok.returncode == 0, ok.stderr
