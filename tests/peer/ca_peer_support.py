@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import ssl
@@ -13,8 +14,23 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 CERTWARDEN = str(Path(sys.executable).parent / "certwarden")
+
+
+def _root_conftest() -> ModuleType:
+    # tests/ is not a package and "conftest" names several modules: load the root one by path.
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("certwarden_root_conftest", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+require_tool = _root_conftest().require_tool
 
 
 def free_port() -> int:

@@ -175,11 +175,10 @@ class Responder:
             algorithm=_HASHES[alg](), cert_status=cert_status, this_update=this_update,
             next_update=next_update,
             revocation_time=revocation.revoked_at.replace(microsecond=0) if revocation else None,
-            revocation_reason=revocation.reason.flag if revocation else None,
-        ).responder_id(ocsp.OCSPResponderEncoding.HASH, served.cert)
+            revocation_reason=revocation.reason.flag if revocation else None)
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-        der = sign_ocsp(builder, served.signer)
+        der = sign_ocsp(builder, served.signer, served.cert)
         return OcspAnswer(der=der, status=status, this_update=this_update,
                           next_update=next_update, cacheable=nonce is None)
 

@@ -15,8 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
+from cryptography.x509.oid import NameOID
 
 from certwarden.ca import der
 from certwarden.ca.keys import PrivateKey, hash_for
@@ -132,18 +133,60 @@ def sign_crl(builder: x509.CertificateRevocationListBuilder,
     return x509.load_der_x509_crl(resign(draft.public_bytes(Encoding.DER), signer))
 
 
-def sign_ocsp(builder: ocsp.OCSPResponseBuilder, signer: Signer) -> bytes:
-    """A successful OCSPResponse (DER) whose BasicOCSPResponse the signer signed."""
+def key_hash(public: PublicKey) -> bytes:
+    """SHA-1 of the subjectPublicKey bits: OCSP's KeyHash and issuerKeyHash (RFC 6960 4.2.1)."""
+    import hashlib
+
+    spki = public.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    _alg, bits = der.children(spki)
+    return hashlib.sha1(der.content(bits)[1:], usedforsecurity=False).digest()
+
+
+_dummy_certs: dict[str, x509.Certificate] = {}
+
+
+def _dummy_cert(dummy: PrivateKey) -> x509.Certificate:
+    """A throwaway self-signed certificate for the throwaway key (cryptography insists the
+    responder certificate matches the signing key; its hash is swapped for the real one)."""
+    import datetime as dt
+
+    ident = key_hash(dummy.public_key()).hex()
+    with _dummy_lock:
+        if ident not in _dummy_certs:
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "draft")])
+            now = dt.datetime.now(dt.UTC)
+            _dummy_certs[ident] = (x509.CertificateBuilder().subject_name(name)
+                                   .issuer_name(name).public_key(dummy.public_key())
+                                   .serial_number(1).not_valid_before(now)
+                                   .not_valid_after(now + dt.timedelta(days=1))
+                                   .sign(dummy, _hash(dummy)))
+        return _dummy_certs[ident]
+
+
+def sign_ocsp(builder: ocsp.OCSPResponseBuilder, signer: Signer,
+              responder: x509.Certificate) -> bytes:
+    """A successful OCSPResponse (DER) by ``responder`` (ResponderID byKey), signed by
+    ``signer`` — whose key must be the responder certificate's key."""
     key = signer.private_key
     if key is not None:
-        return builder.sign(key, _hash(key)).public_bytes(Encoding.DER)
+        built = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+        return built.sign(key, _hash(key)).public_bytes(Encoding.DER)
     dummy = _dummy_for(signer.public_key)
-    draft = builder.sign(dummy, _hash(dummy)).public_bytes(Encoding.DER)
+    draft_builder = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _dummy_cert(dummy))
+    draft = draft_builder.sign(dummy, _hash(dummy)).public_bytes(Encoding.DER)
     # OCSPResponse ::= SEQUENCE { responseStatus, [0] EXPLICIT ResponseBytes }
     # ResponseBytes ::= SEQUENCE { responseType OID, response OCTET STRING (BasicOCSPResponse) }
     status, tagged = der.children(draft)
     (response_bytes,) = der.children(tagged)
     rtype, basic_octets = der.children(response_bytes)
-    basic = resign(der.content(basic_octets), signer)
-    new_rb = der.seq(rtype, der.octets(basic))
+    basic = der.children(der.content(basic_octets))
+    # ResponseData ::= SEQUENCE { [0] version DEFAULT v1 (omitted), responderID, ... };
+    # byKey is [2] EXPLICIT KeyHash: swap the throwaway key's hash for the real one.
+    tbs = der.children(basic[0])
+    if tbs[0][0] != 0xA2:
+        raise ValueError("unexpected ResponseData layout")
+    tbs[0] = der.tlv(0xA2, der.octets(key_hash(signer.public_key)))
+    basic[0] = der.seq(*tbs)
+    signed = resign(der.seq(*basic), signer)
+    new_rb = der.seq(rtype, der.octets(signed))
     return der.seq(status, der.tlv(0xA0, new_rb))
