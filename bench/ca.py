@@ -1,0 +1,272 @@
+"""CA throughput vs its physical limit and OCSP throughput vs openssl's responder, in one run.
+
+    .venv/bin/python bench/ca.py [--seconds 3] [--wrk-seconds 5] [--connections 32]
+
+1. ``openssl speed -seconds S ecdsap256``: raw ECDSA P-256 signs/s (the physical limit).
+2. cryptography: bare leaf build + sign per second (no database).
+3. certwarden: durable issuances/s on SQLite (committed before returned), one-at-a-time
+   and as group commits (``Authority.issue_many``).
+4. OCSP: ``wrk`` POSTing pre-built RFC 5019 requests (1000 serials, 10% revoked) at
+   ``certwarden serve`` and at ``openssl ocsp -index ... -port`` holding the same data.
+   (openssl 3.0's ``-port`` takes no host and listens on all addresses; only loopback
+   traffic reaches it, for the seconds the run lasts.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certwarden.ca import Authority, IssueRequest
+from certwarden.ca.hierarchy import init_ca
+from certwarden.ca.keys import load_key_file
+from certwarden.store.ca_ledger import SqlLedger
+
+PASS = b"bench-passphrase"
+
+
+def openssl_speed(seconds: int) -> float:
+    out = subprocess.run(["openssl", "speed", "-seconds", str(seconds), "ecdsap256"],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"256 bits ecdsa \(nistp256\)\s+\S+\s+\S+\s+([\d.]+)", out)
+    if not m:
+        raise SystemExit(f"cannot parse openssl speed output:\n{out}")
+    return float(m.group(1))
+
+
+def bare_build_sign(seconds: float) -> float:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    leaf_key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Bench CA")])
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        now = dt.datetime.now(dt.UTC)
+        (x509.CertificateBuilder()
+         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"h{n}.internal")]))
+         .issuer_name(issuer).public_key(leaf_key)
+         .serial_number(x509.random_serial_number())
+         .not_valid_before(now).not_valid_after(now + dt.timedelta(days=30))
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+         .add_extension(x509.SubjectAlternativeName([x509.DNSName(f"h{n}.internal")]), False)
+         .sign(ca_key, hashes.SHA256()))
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def durable(authority: Authority, seconds: float, batch: int) -> float:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        if batch == 1:
+            authority.issue(public_key=key, names=[f"d{n}.internal"], requested_by="bench")
+            n += 1
+        else:
+            out = authority.issue_many([IssueRequest(public_key=key, names=[f"b{n}-{i}.internal"],
+                                                     requested_by="bench") for i in range(batch)])
+            n += sum(1 for o in out if not isinstance(o, Exception))
+    return n / (time.perf_counter() - start)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], body: bytes) -> None:
+    # Probe with a real request: an empty probe connection would stall openssl's
+    # single-threaded responder, which reads it without a timeout.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"responder exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            check_answer(port, body)
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing answers on {port}")
+
+
+def lua_script(bodies: list[bytes], path: Path, *, close: bool) -> None:
+    def lua_str(b: bytes) -> str:
+        return '"' + "".join(f"\\{c}" for c in b) + '"'
+
+    lines = ["local bodies = {", *(f"  {lua_str(b)}," for b in bodies), "}",
+             'local headers = {["Content-Type"] = "application/ocsp-request"}',
+             *(['headers["Connection"] = "close"'] if close else []),
+             "math.randomseed(os.time())",
+             "request = function()",
+             "  return wrk.format('POST', '/ocsp', headers, bodies[math.random(#bodies)])",
+             "end"]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def run_wrk(port: int, script: Path, seconds: int, connections: int) -> tuple[float, str]:
+    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
+                          f"http://127.0.0.1:{port}/ocsp"], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = " ".join(line.strip() for line in out.splitlines()
+                      if "error" in line.lower() or "Non-2xx" in line)
+    return (float(m.group(1)) if m else 0.0), errors
+
+
+def check_answer(port: int, body: bytes) -> str:
+    # Plain HTTP/1.0 over a socket: openssl's responder stalls on urllib's request shape.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /ocsp HTTP/1.0\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/ocsp-request\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    resp = ocsp.load_der_ocsp_response(data.split(b"\r\n\r\n", 1)[1])
+    if resp.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return str(resp.response_status)
+    return str(resp.certificate_status.name)
+
+
+def ocsp_bench(work: Path, authority: Authority, url: str, seconds: int,
+               connections: int) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    issued = [c for c in authority.issue_many([IssueRequest(public_key=key,
+                                                            names=[f"o{i}.internal"])
+                                               for i in range(1000)])
+              if not isinstance(c, Exception)]
+    revoked = {c.serial for c in issued[::10]}
+    for s in revoked:
+        authority.revoke(s, "keyCompromise", requested_by="bench")
+    inter_pem = work / "int.pem"
+    inter_pem.write_text(authority.issuer.pem)
+    key_ref = authority.issuer.key_ref.removeprefix("file:")
+    clear_key = work / "int.key"  # openssl's responder needs the key in clear: bench only
+    fd = os.open(clear_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(load_key_file(Path(key_ref), PASS).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+    lines = []
+    for c in issued:
+        leaf = x509.load_der_x509_certificate(c.leaf_der)
+        exp = leaf.not_valid_after_utc.strftime("%y%m%d%H%M%SZ")
+        subj = "/CN=" + c.record.names[0]
+        if c.serial in revoked:
+            lines.append(f"R\t{exp}\t{time.strftime('%y%m%d%H%M%SZ', time.gmtime())},"
+                         f"keyCompromise\t{c.serial.upper()}\tunknown\t{subj}")
+        else:
+            lines.append(f"V\t{exp}\t\t{c.serial.upper()}\tunknown\t{subj}")
+    (work / "index.txt").write_text("\n".join(lines) + "\n")
+    (work / "index.txt.attr").write_text("unique_subject = no\n")
+    inter = authority.issuer.certificate
+    bodies = []
+    for c in random.sample(issued, 1000):
+        leaf = x509.load_der_x509_certificate(c.leaf_der)
+        bodies.append(ocsp.OCSPRequestBuilder().add_certificate(leaf, inter, hashes.SHA1())
+                      .build().public_bytes(serialization.Encoding.DER))
+    keepalive, close = work / "keepalive.lua", work / "close.lua"
+    lua_script(bodies, keepalive, close=False)
+    lua_script(bodies, close, close=True)
+
+    env = {**os.environ, "CERTWARDEN_DATABASE_URL": url,
+           "CERTWARDEN_CA_PASSPHRASE": PASS.decode()}
+    ours_port, theirs_port = free_port(), free_port()
+    exe = str(Path(sys.executable).parent / "certwarden")
+    ours = subprocess.Popen([exe, "serve", "--http", f"127.0.0.1:{ours_port}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    theirs = subprocess.Popen(["openssl", "ocsp", "-index", str(work / "index.txt"),
+                               "-port", str(theirs_port), "-rsigner", str(inter_pem),
+                               "-rkey", str(clear_key), "-CA", str(inter_pem), "-nmin", "60",
+                               # wrk opens and drops a probe connection first; openssl's
+                               # single loop spins on it forever. Two children + a read
+                               # timeout let it serve.
+                               "-multi", "2", "-timeout", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(ours_port, ours, bodies[0])
+        wait_ready(theirs_port, theirs, bodies[0])
+        time.sleep(2)  # let serve pre-sign its answers (the warm thread)
+        revoked_ints = {int(s, 16) for s in revoked}
+        statuses = {}
+        for name, port in (("certwarden", ours_port), ("openssl", theirs_port)):
+            # the same answers from both before timing them
+            t0 = time.perf_counter()
+            statuses[name] = [check_answer(port, b) for b in bodies[:50]]
+            print(f"  {name}: 50 sequential answers in {time.perf_counter() - t0:.2f}s")
+        if statuses["certwarden"] != statuses["openssl"]:
+            raise SystemExit(f"responders disagree: {statuses}")
+        n_rev = sum(ocsp.load_der_ocsp_request(b).serial_number in revoked_ints
+                    for b in bodies[:50])
+        print(f"  both responders agree on 50 sampled serials ({n_rev} revoked)")
+        # openssl's responder answers one request per connection: compare with
+        # "Connection: close" for both; keep-alive is shown for certwarden alone.
+        ours_rps, ours_err = run_wrk(ours_port, close, seconds, connections)
+        theirs_rps, theirs_err = run_wrk(theirs_port, close, seconds, connections)
+        ka_rps, ka_err = run_wrk(ours_port, keepalive, seconds, connections)
+    finally:
+        for p in (ours, theirs):
+            p.terminate()
+            p.communicate(timeout=10)
+    print(f"OCSP responses/s (wrk -t2 -c{connections} -d{seconds}s, 1000 serials, no nonce):")
+    print(f"  certwarden serve      {ours_rps:10.0f}/s   (Connection: close) {ours_err}")
+    print(f"  openssl ocsp -port -multi 2 {theirs_rps:5.0f}/s   (Connection: close) {theirs_err}")
+    print(f"  certwarden serve      {ka_rps:10.0f}/s   (keep-alive) {ka_err}")
+    if theirs_rps:
+        print(f"  ratio certwarden/openssl = {ours_rps / theirs_rps:.2f}   (goal >= 10000/s and > 1)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=int, default=3)
+    ap.add_argument("--wrk-seconds", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=32)
+    args = ap.parse_args()
+    for tool in ("openssl", "wrk"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is required")
+    speed = openssl_speed(args.seconds)
+    bare = bare_build_sign(args.seconds)
+    with tempfile.TemporaryDirectory(prefix="cw-bench-") as tmp:
+        work = Path(tmp)
+        url = f"sqlite:///{work / 'bench.db'}"
+        ledger = SqlLedger.open(url)
+        init_ca(ledger, name="Bench CA", key_dir=work / "keys", passphrase=PASS)
+        authority = Authority.open(ledger, passphrase=lambda: PASS)
+        one = durable(authority, args.seconds, 1)
+        grouped = durable(authority, args.seconds, 256)
+        print(f"ECDSA P-256 signs/s (openssl speed)            {speed:10.0f}")
+        print(f"cryptography bare build+sign/s                 {bare:10.0f}   "
+              f"= {bare / speed:.2f} x openssl sign")
+        print(f"certwarden durable issuances/s, one per commit {one:10.0f}   "
+              f"= {one / bare:.2f} x bare build+sign")
+        print(f"certwarden durable issuances/s, group of 256   {grouped:10.0f}   "
+              f"= {grouped / bare:.2f} x bare build+sign   (goal >= 3000/s and >= 0.5)")
+        ledger.close()
+        # OCSP on a fresh CA holding exactly the data both responders serve
+        url2 = f"sqlite:///{work / 'ocsp.db'}"
+        ledger2 = SqlLedger.open(url2)
+        init_ca(ledger2, name="OCSP Bench CA", key_dir=work / "keys2", passphrase=PASS)
+        ocsp_bench(work, Authority.open(ledger2, passphrase=lambda: PASS), url2,
+                   args.wrk_seconds, args.connections)
+        ledger2.close()
+
+
+if __name__ == "__main__":
+    main()
