@@ -73,8 +73,10 @@ def test_settings_and_issuers_persist(db_urls: list[str], tmp_path: Path) -> Non
         ledger, authority = _authority(url, tmp_path / f"s{i}")
         ledger.put_setting("t.key", {"a": 1})
         ledger.put_setting("t.key", {"a": 2})
-        assert SqlLedger.open(url).get_setting("t.key") == {"a": 2}
-        names = [x.name for x in SqlLedger.open(url).issuers()]
+        other = SqlLedger.open(url)
+        assert other.get_setting("t.key") == {"a": 2}
+        names = [x.name for x in other.issuers()]
         assert authority.issuer.name in names
         assert authority.issuer.parent in names
+        other.close()
         ledger.close()
