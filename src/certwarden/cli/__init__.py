@@ -61,6 +61,9 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 # An explicit registry: each verb's module lists its commands in ``COMMANDS``; no import magic.
 COMMAND_MODULES = (
     "certwarden.cli.inspect",
+    "certwarden.cli.report",
+    "certwarden.cli.demo",
+    "certwarden.cli.create",
     "certwarden.cli.ca",
     "certwarden.cli.serve",
 )

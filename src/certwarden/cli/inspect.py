@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from certwarden.assess import Finding
 from certwarden.discovery.tls_fetch import fetch_chain, split_target
-from certwarden.errors import CertwardenError, ParseError
+from certwarden.errors import CertwardenError, ParseError, PasswordError
+from certwarden.records import Location, Sighting
 from certwarden.x509 import Certificate, Parsed, iter_sources, parse_bytes
 
 password_option = click.option(
@@ -43,6 +46,10 @@ def _load(source: str, password: bytes | None, sni: str | None, timeout: float,
     return list(iter_sources([source], password=password))
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
 def _tls_format() -> Any:
     from certwarden.x509 import Format
 
@@ -56,30 +63,39 @@ def _tls_format() -> Any:
               help="Verify each chain against this trust store (PEM file or directory).")
 @click.option("--sni", default=None, help="Server name to send for host:port sources.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per connection.")
+@click.option("--policy", "policy_path", default=None, metavar="FILE",
+              help="Judge with this policy YAML (default: the built-in policy).")
 @password_option
 def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni: str | None,
-                timeout: float, password: str | None) -> None:
+                timeout: float, policy_path: str | None, password: str | None) -> None:
     """What is this certificate? SOURCE: file, directory, - (stdin) or host:port."""
     pw = password.encode() if password is not None else None
     results: list[Parsed | CertwardenError] = []
     for source in sources:
-        results.extend(_load(source, pw, sni, timeout))
+        loaded = _load(source, pw, sni, timeout)
+        if pw is None and _interactive() and any(isinstance(r, PasswordError) for r in loaded):
+            # A protected keystore and a human at the terminal: ask once, then retry.
+            pw = click.prompt(f"password for {source}", hide_input=True).encode()
+            loaded = _load(source, pw, sni, timeout)
+        results.extend(loaded)
     parsed = [r for r in results if isinstance(r, Parsed)]
     errors = [r for r in results if isinstance(r, CertwardenError)]
     if not parsed and errors:
         if len(errors) == 1:
             raise errors[0]
         raise ParseError(f"{len(errors)} sources", f"no certificate read; first: {errors[0]}")
-    verdicts = _verify(parsed, trust) if trust else {}
+    verdicts = _verify(parsed, trust, sni) if trust else {}
+    findings = _findings(parsed, trust, policy_path)
     if as_json:
-        _print_json(parsed, verdicts)
+        _print_json(parsed, verdicts, findings)
     else:
-        _print_table(parsed, verdicts)
+        _print_table(parsed, verdicts, findings)
     for err in errors:
         click.echo(f"certwarden: skipped: {err}", err=True)
 
 
-def _verify(parsed: list[Parsed], trust: str) -> dict[tuple[str, int], list[str]]:
+def _verify(parsed: list[Parsed], trust: str, sni: str | None,
+            ) -> dict[tuple[str, int], list[str]]:
     from certwarden.x509.verify import TrustStore, verify_chain
 
     store = TrustStore.load(trust)
@@ -90,14 +106,46 @@ def _verify(parsed: list[Parsed], trust: str) -> dict[tuple[str, int], list[str]
             continue
         hostname = None
         if p.source.startswith("tls://"):
-            hostname = split_target(p.source[6:])[0]
+            # The name a client checks is the one it asked for: the SNI, else the host.
+            hostname = sni or split_target(p.source[6:])[0]
         result = verify_chain(p.certificates[0], p.certificates[1:], store, hostname=hostname,
                               at=now)
         out[(p.source, 0)] = [str(x) for x in result.problems] or ["ok"]
     return out
 
 
-def _print_json(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]) -> None:
+def _sightings(p: Parsed) -> list[Sighting]:
+    now = dt.datetime.now(dt.UTC)
+    if p.source.startswith("tls://"):
+        host, port = split_target(p.source[6:])
+        loc = Location.tls(host, port)
+    else:
+        loc = Location.file(p.source)
+    leaf_first = p.source.startswith("tls://")
+    return [Sighting(certificate=c, location=loc, seen_at=now, position=i,
+                     chain=p.certificates[i + 1:] if leaf_first and i == 0 else ())
+            for i, c in enumerate(p.certificates)]
+
+
+def _findings(parsed: list[Parsed], trust: str | None, policy_path: str | None,
+              ) -> dict[str, list[Finding]]:
+    """Findings per certificate SHA-256 for what was just read (no inventory needed)."""
+    from certwarden.assess import RULE_IDS, default_policy, findings_by_location, load_policy
+    from certwarden.x509.verify import TrustStore
+
+    policy = load_policy(policy_path, known_rules=RULE_IDS) if policy_path else default_policy()
+    store = TrustStore.load(trust) if trust else None
+    sightings = [s for p in parsed for s in _sightings(p)]
+    by_cert: dict[str, list[Finding]] = {}
+    for found in findings_by_location(sightings, policy=policy, trust=store).values():
+        for f in found:
+            if f.sha256:
+                by_cert.setdefault(f.sha256, []).append(f)
+    return by_cert
+
+
+def _print_json(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]],
+                findings: dict[str, list[Finding]]) -> None:
     import json
 
     for p in parsed:
@@ -108,10 +156,21 @@ def _print_json(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]
             obj["position"] = i
             if (p.source, i) in verdicts:
                 obj["verification"] = verdicts[(p.source, i)]
+            obj["findings"] = [{"rule": f.rule, "severity": str(f.severity),
+                                "message": f.message}
+                               for f in _unique(findings.get(cert.sha256, []))]
             click.echo(json.dumps(obj))
 
 
-def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]) -> None:
+def _unique(found: list[Finding]) -> list[Finding]:
+    seen: dict[str, Finding] = {}
+    for f in found:
+        seen.setdefault(f.rule, f)
+    return sorted(seen.values(), key=lambda f: (-f.severity.rank, f.rule))
+
+
+def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]],
+                 findings: dict[str, list[Finding]]) -> None:
     console = Console(soft_wrap=False, width=None if os.isatty(1) else 160)
     for p in parsed:
         table = Table(title=f"{p.source} ({p.format}, {len(p.certificates)} certificate(s))",
@@ -133,6 +192,10 @@ def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]
         for (src, _), problems in verdicts.items():
             if src == p.source:
                 console.print(f"verification: {', '.join(problems)}")
+        for i, c in enumerate(p.certificates):
+            for f in _unique(findings.get(c.sha256, [])):
+                console.print(f"  #{i} [{f.severity}] {f.rule}: {f.message}", markup=False,
+                              highlight=False)
 
 
 def parse_stdin(data: bytes, password: bytes | None) -> Parsed:
