@@ -209,10 +209,13 @@ def ocsp_bench(work: Path, authority: Authority, url: str, requests: int,
 
     env = {**os.environ, "CERTWARDEN_DATABASE_URL": url,
            "CERTWARDEN_CA_PASSPHRASE": PASS.decode()}
-    ours_port, theirs_port = free_port(), free_port()
+    ours_port, theirs_port, workers_port = free_port(), free_port(), free_port()
     exe = str(Path(sys.executable).parent / "certwarden")
     ours = subprocess.Popen([exe, "serve", "--http", f"127.0.0.1:{ours_port}"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours2 = subprocess.Popen([exe, "serve", "--http", f"127.0.0.1:{workers_port}",
+                              "--workers", "2"], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     theirs_log = (work / "openssl-ocsp.log").open("wb")
     theirs = subprocess.Popen(["openssl", "ocsp", "-index", str(work / "index.txt"),
                                "-port", str(theirs_port), "-rsigner", str(inter_pem),
@@ -222,6 +225,7 @@ def ocsp_bench(work: Path, authority: Authority, url: str, requests: int,
     try:
         wait_ready(ours_port, ours, bodies[0])
         wait_ready(theirs_port, theirs, bodies[0])
+        wait_ready(workers_port, ours2, bodies[0])
         time.sleep(2)  # let serve pre-sign its answers (the warm thread)
         revoked_ints = {int(s, 16) for s in revoked}
         statuses = {}
@@ -240,14 +244,16 @@ def ocsp_bench(work: Path, authority: Authority, url: str, requests: int,
         # the same client for both.
         results = {}
         runs = (("certwarden", ours_port, False), ("openssl", theirs_port, False),
-                ("certwarden keep-alive", ours_port, True))
+                ("certwarden keep-alive", ours_port, True),
+                ("certwarden --workers 2", workers_port, False))
         for name, port, keep_alive in runs:
             cfg = work / f"{name.replace(' ', '-')}.curl"
             curl_config(body_files, port, requests, cfg, keep_alive=keep_alive)
             results[name] = run_load(cfg, connections)
     finally:
-        ours.terminate()
-        ours.communicate(timeout=10)
+        for p in (ours, ours2):
+            p.terminate()
+            p.communicate(timeout=20)
         theirs.terminate()
         try:
             theirs.communicate(timeout=5)

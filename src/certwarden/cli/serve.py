@@ -7,9 +7,11 @@ Binds 127.0.0.1 by default. ``--https`` serves with a certificate our own CA iss
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from certwarden.ca import Authority
 from certwarden.ca.publish import Publisher
 from certwarden.cli import fail, write_text
 from certwarden.cli.ca import passphrase_option, passphrase_source, pin_option
+from certwarden.errors import CertwardenError
 from certwarden.store.ca_ledger import SqlLedger
 
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -60,11 +63,13 @@ def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, s
               help="HTTPS listener with a certificate from our own CA.")
 @click.option("--ca", "ca_name", default=None, help="CA for the --https certificate.")
 @click.option("--no-warm", is_flag=True, help="Do not pre-sign OCSP answers at start.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (one listener only when more than 1).")
 @passphrase_option
 @pin_option
 @click.pass_context
 def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
-              ca_name: str | None, no_warm: bool, passphrase_file: str | None,
+              ca_name: str | None, no_warm: bool, workers: int, passphrase_file: str | None,
               pin: str | None) -> None:
     """Serve OCSP (/ocsp) and CRLs (/crl/<issuer>.crl) over HTTP and/or HTTPS."""
     import uvicorn
@@ -75,6 +80,10 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
         http_bind = DEFAULT_HTTP
     ledger = SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
     passphrase = passphrase_source(passphrase_file)
+    if workers > 1:
+        _serve_workers(ledger, http_bind, https_bind, workers, ca_name=ca_name,
+                       no_warm=no_warm, passphrase=passphrase, pin=pin)
+        return
     publisher = Publisher.open(ledger, passphrase=passphrase, pin=pin)
     if not no_warm:
         threading.Thread(target=publisher.responder.warm, name="ocsp-warm", daemon=True).start()
@@ -101,6 +110,45 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
 
     try:
         asyncio.run(run_all())
+    finally:
+        for p in workdir.iterdir():
+            p.unlink()
+        workdir.rmdir()
+
+
+def _serve_workers(ledger: SqlLedger, http_bind: str | None, https_bind: str | None,
+                   workers: int, *, ca_name: str | None, no_warm: bool,
+                   passphrase: Callable[[], bytes], pin: str | None) -> None:
+    """Several processes on one listener: uvicorn spawns them and each builds its own app
+    (``web.app.create_app_from_env``) from the environment set here."""
+    import os
+
+    import uvicorn
+
+    if http_bind and https_bind:
+        fail("--workers > 1 serves one listener: give --http or --https, not both")
+    os.environ["CERTWARDEN_DATABASE_URL"] = ledger.engine.url.render_as_string(
+        hide_password=False)
+    # Without a passphrase the key files stay closed and stored CRLs are still served.
+    with contextlib.suppress(CertwardenError):
+        os.environ["CERTWARDEN_CA_PASSPHRASE"] = passphrase().decode()
+    if pin:
+        os.environ["CERTWARDEN_PKCS11_PIN"] = pin
+    if no_warm:
+        os.environ["CERTWARDEN_SERVE_NO_WARM"] = "1"
+    host, port = split_bind(https_bind or http_bind or DEFAULT_HTTP)
+    ssl: dict[str, Any] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
+    try:
+        if https_bind:
+            authority = Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)
+            certfile, keyfile = _https_files(authority, host, workdir)
+            ssl = {"ssl_certfile": certfile, "ssl_keyfile": keyfile}
+        scheme = "https" if https_bind else "http"
+        click.echo(f"serving {scheme}://{host}:{port}/ (ocsp, crl) with {workers} workers",
+                   err=True)
+        uvicorn.run("certwarden.web.app:create_app_from_env", factory=True, host=host,
+                    port=port, workers=workers, log_level="warning", access_log=False, **ssl)
     finally:
         for p in workdir.iterdir():
             p.unlink()

@@ -30,3 +30,25 @@ def create_app(*, publisher: Publisher | None = None,
         return {"status": "ok"}
 
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app for each ``serve --workers N`` process (uvicorn imports this by name).
+
+    Reads what ``certwarden serve`` put in the environment: ``CERTWARDEN_DATABASE_URL``,
+    ``CERTWARDEN_CA_PASSPHRASE``, ``CERTWARDEN_PKCS11_PIN``; pre-signs OCSP answers unless
+    ``CERTWARDEN_SERVE_NO_WARM`` is set.
+    """
+    import os
+    import threading
+
+    from certwarden.store.ca_ledger import SqlLedger
+
+    passphrase = os.environ.get("CERTWARDEN_CA_PASSPHRASE")
+    ledger = SqlLedger.open(os.environ.get("CERTWARDEN_DATABASE_URL"))
+    publisher = Publisher.open(ledger, passphrase=(lambda: passphrase.encode())
+                               if passphrase else None,
+                               pin=os.environ.get("CERTWARDEN_PKCS11_PIN"))
+    if not os.environ.get("CERTWARDEN_SERVE_NO_WARM"):
+        threading.Thread(target=publisher.responder.warm, name="ocsp-warm", daemon=True).start()
+    return create_app(publisher=publisher)
