@@ -140,3 +140,17 @@ def test_spiffe_svid_passes_the_spec_rules(ca: tuple[dict[str, str], Path], open
         r = run(openssl, "verify", "-x509_strict", "-purpose", purpose, "-CAfile", "root.pem",
                 "-untrusted", str(inter), str(leaf_path), cwd=d)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_serve_with_two_workers_answers_openssl(ca: tuple[dict[str, str], Path],
+                                                openssl: str) -> None:
+    env, d = ca
+    cli(env, "ca", "issue", "--name", "w.internal", "--out", "w.pem", cwd=d)
+    leaf, inter = split_chain(d / "w.pem")
+    with serving(env, d, "--workers", "2") as base:
+        for _ in range(3):  # whichever worker answers, the answer verifies
+            r = run(openssl, "ocsp", "-issuer", str(inter), "-cert", str(leaf), "-url",
+                    f"{base}/ocsp", "-CAfile", "root.pem", cwd=d)
+            assert r.returncode == 0, r.stderr
+            assert "w.leaf.pem: good" in r.stdout
+            assert "Response verify OK" in r.stderr + r.stdout

@@ -87,6 +87,8 @@ class Authority:
         self.config = config
         self._clock = clock
         self._cert = issuer.certificate
+        self._not_after = self._cert.not_valid_after_utc  # a property that re-parses: cache it
+        self._issuer_name = self._cert.subject
         ski = self._cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         self._aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
         self._aia = x509.AuthorityInformationAccess([x509.AccessDescription(
@@ -190,7 +192,7 @@ class Authority:
             raise RequestRefused(f"lifetime {lifetime} is outside (0, {prof.max_lifetime}] of "
                                  f"profile {prof.name}", rule="lifetime")
         not_before = now - BACKDATE
-        not_after = min(now + lifetime, self._cert.not_valid_after_utc)
+        not_after = min(now + lifetime, self._not_after)
         serial = random_serial()
         first_dns = next((n.value for n in names if n.kind is NameKind.DNS
                           and len(n.value) <= 64), None)
@@ -199,7 +201,7 @@ class Authority:
         ku_encipher = isinstance(key, rsa.RSAPublicKey) and "serverAuth" in \
             prof.extended_key_usage
         builder = (x509.CertificateBuilder()
-                   .subject_name(subject).issuer_name(self._cert.subject)
+                   .subject_name(subject).issuer_name(self._issuer_name)
                    .public_key(key).serial_number(serial)
                    .not_valid_before(not_before).not_valid_after(not_after)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
@@ -218,7 +220,8 @@ class Authority:
         cert = sign_certificate(builder, self.signer)
         leaf_der = cert.public_bytes(Encoding.DER)
         rec = Issued(serial=serial_hex(serial), issuer=self.issuer.name,
-                     subject=subject.rfc4514_string(), names=tuple(n.value for n in names),
+                     subject=f"CN={first_dns}" if len(subject) else "",
+                     names=tuple(n.value for n in names),
                      profile=prof.name, not_before=not_before.replace(microsecond=0),
                      not_after=not_after.replace(microsecond=0), certificate_der=leaf_der,
                      sha256=hashlib.sha256(leaf_der).hexdigest(),

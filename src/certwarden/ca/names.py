@@ -50,10 +50,11 @@ def parse_name(text: str) -> Name:
         if raw.lower().startswith("spiffe://"):
             spiffe_id(raw)
         return Name(kind=NameKind.URI, value=raw)
-    try:
-        return Name(kind=NameKind.IP, value=str(ipaddress.ip_address(raw)))
-    except ValueError:
-        pass
+    if ":" in raw or raw[-1:].isdigit():  # only these can be IPs: skip a costly exception
+        try:
+            return Name(kind=NameKind.IP, value=str(ipaddress.ip_address(raw)))
+        except ValueError:
+            pass
     dns = raw.lower().rstrip(".")
     labels = dns.split(".")
     body = labels[1:] if labels[0] == "*" else labels
