@@ -35,6 +35,9 @@ def slug(name: str) -> str:
 def open_signer(key_ref: str, *, passphrase: Callable[[], bytes] | None = None,
                 pin: str | None = None) -> Signer:
     if key_ref.startswith("file:"):
+        if not Path(key_ref[len("file:"):]).exists():  # offline: do not ask for a passphrase
+            raise SignerError(f"{key_ref[len('file:'):]}: CA key file is missing "
+                              "(an offline root key?)")
         if passphrase is None:
             raise SignerError("the CA key file needs a passphrase "
                               "(CERTWARDEN_CA_PASSPHRASE, --passphrase-file or a prompt)")

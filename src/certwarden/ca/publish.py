@@ -1,7 +1,8 @@
 """What ``serve`` publishes: CRLs per issuer (re-signed when revocations change) and OCSP.
 
-An issuer whose key is not available here (an offline root) is still published: its latest
-stored CRL is served as is, and OCSP for it answers ``unauthorized``.
+A root whose key is not available here (offline) is still published: its latest stored CRL is
+served as is, and OCSP for it answers ``unauthorized``. An issuing CA whose key cannot be
+opened is an error: ``serve`` refuses to start rather than answer ``unauthorized``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from certwarden.ca.authority import CRL_VALIDITY, build_crl, utcnow
 from certwarden.ca.errors import CaError, NotFound
 from certwarden.ca.hierarchy import open_signer
 from certwarden.ca.ledger import Ledger
-from certwarden.ca.model import CrlRecord, Issuer
+from certwarden.ca.model import CrlRecord, Issuer, IssuerRole
 from certwarden.ca.ocsp import Responder
 from certwarden.ca.signer import Signer
 
@@ -40,7 +41,9 @@ class Publisher:
             try:
                 signers[issuer.name] = open_signer(issuer.key_ref, passphrase=passphrase, pin=pin)
             except CaError:
-                continue  # offline root or no credentials for this key: publish what is stored
+                if issuer.role is IssuerRole.ROOT:
+                    continue  # an offline root: publish its stored CRL
+                raise  # an issuing CA we cannot sign for must not answer "unauthorized" quietly
         return cls(ledger, signers, poll_seconds=poll_seconds)
 
     @property

@@ -7,7 +7,6 @@ Binds 127.0.0.1 by default. ``--https`` serves with a certificate our own CA iss
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import tempfile
 import threading
@@ -21,7 +20,6 @@ from certwarden.ca import Authority
 from certwarden.ca.publish import Publisher
 from certwarden.cli import fail, write_text
 from certwarden.cli.ca import passphrase_option, passphrase_source, pin_option
-from certwarden.errors import CertwardenError
 from certwarden.store.ca_ledger import SqlLedger
 
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -129,9 +127,9 @@ def _serve_workers(ledger: SqlLedger, http_bind: str | None, https_bind: str | N
         fail("--workers > 1 serves one listener: give --http or --https, not both")
     os.environ["CERTWARDEN_DATABASE_URL"] = ledger.engine.url.render_as_string(
         hide_password=False)
-    # Without a passphrase the key files stay closed and stored CRLs are still served.
-    with contextlib.suppress(CertwardenError):
-        os.environ["CERTWARDEN_CA_PASSPHRASE"] = passphrase().decode()
+    # Opened once here so a wrong or missing passphrase fails now, with one line.
+    Publisher.open(ledger, passphrase=passphrase, pin=pin)
+    os.environ["CERTWARDEN_CA_PASSPHRASE"] = passphrase().decode()
     if pin:
         os.environ["CERTWARDEN_PKCS11_PIN"] = pin
     if no_warm:
