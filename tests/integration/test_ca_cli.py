@@ -149,3 +149,16 @@ def test_subprocess_smoke(env: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.startswith("certwarden: error: request refused")
     assert "Traceback" not in r.stderr
+
+
+def test_serve_refuses_to_start_without_the_issuing_key(
+        env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _run(capsys, "ca", "init", "--name", "Serve CA")[0] == 0
+    monkeypatch.setenv("CERTWARDEN_CA_PASSPHRASE", "wrong")
+    for extra in ([], ["--workers", "2"]):
+        code, _, err = _run(capsys, "serve", "--http", "127.0.0.1:1", *extra)
+        assert code == 2
+        assert "wrong passphrase" in err
+    code, _, err = _run(capsys, "serve", "--http", "nonsense")
+    assert code == 2
+    assert "expected HOST:PORT" in err

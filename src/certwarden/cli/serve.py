@@ -76,6 +76,9 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
 
     if not http_bind and not https_bind:
         http_bind = DEFAULT_HTTP
+    for bind in (http_bind, https_bind):
+        if bind:
+            split_bind(bind)  # bad input is reported before any key is opened
     ledger = SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
     passphrase = passphrase_source(passphrase_file)
     if workers > 1:
