@@ -107,3 +107,19 @@ def test_malformed_and_unknown_issuer(csr: MakeCsr, authority: Authority,
     other = ocsp.load_der_ocsp_response(publisher.responder.respond(
         _request(chain.leaf_der, leaf)).der)  # the leaf pretending to be the issuer
     assert other.response_status is ocsp.OCSPResponseStatus.UNAUTHORIZED
+
+
+def test_any_bytes_get_a_well_formed_ocsp_answer(publisher: Publisher) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.binary(max_size=300))
+    def check(data: bytes) -> None:
+        answer = publisher.responder.respond(data)
+        parsed = ocsp.load_der_ocsp_response(answer.der)  # never an exception, never a 500
+        assert parsed.response_status in (ocsp.OCSPResponseStatus.MALFORMED_REQUEST,
+                                          ocsp.OCSPResponseStatus.UNAUTHORIZED)
+
+    check()
