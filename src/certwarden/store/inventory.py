@@ -18,12 +18,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from certwarden.errors import CertwardenError, UsageError
-from certwarden.records import KeyFile, Location, LocationKind, Sighting
+from certwarden.errors import UsageError
+from certwarden.records import Location, Sighting
 from certwarden.store.db import make_engine, session_factory
+from certwarden.store.inventory_records import (
+    Change,
+    Outcome,
+    ScanDiff,
+    ScanSummary,
+    StoreError,
+    Transaction,
+    fill_context,
+    to_sighting,
+    to_summary,
+)
 from certwarden.store.inventory_tables import (
     CertificateRow,
     ChangeRow,
@@ -42,48 +53,6 @@ from certwarden.x509 import Certificate
 DEFAULT_BATCH = 100
 _IN_CHUNK = 500  # bound parameters per IN (...) query: well under SQLite's 32766 limit
 
-
-class StoreError(CertwardenError):
-    """The database refused an operation (connection lost, disk full ...)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScanSummary:
-    id: int
-    kind: str
-    targets: tuple[str, ...]
-    started_at: dt.datetime
-    finished_at: dt.datetime | None  # None: still running, or killed
-    sightings: int
-    errors: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    target: str
-    status: str
-    reason: str | None
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Change:
-    scan_id: int
-    location: str
-    change: str  # new | changed | gone | back
-    old_sha256: str | None
-    new_sha256: str | None
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScanDiff:
-    scan_a: int
-    scan_b: int
-    new: tuple[tuple[str, str], ...] = ()  # (location, sha256) in B only
-    gone: tuple[tuple[str, str], ...] = ()  # in A only
-    changed: tuple[tuple[str, str, str], ...] = ()  # (location, sha256 in A, sha256 in B)
-    unchanged: int = 0
 
 
 def _now() -> dt.datetime:
@@ -283,7 +252,7 @@ class Inventory:
                 row = found
                 row.last_seen = max(row.last_seen, sg.seen_at)
             row.last_scan_id = scan_id
-            _fill_context(row, sg)
+            fill_context(row, sg)
             touched.append(row)
             if sg.position == 0:
                 self._track_leaf(s, scan_id, loc, cert_id, sg.seen_at)
@@ -419,18 +388,18 @@ class Inventory:
                     parsed[sha] = Certificate.from_der(der, source=f"inventory:{sha[:16]}")
                 return parsed[sha]
 
-            out = [_sighting(sr, lr, cert(cr.sha256, bytes(cr.der)),
+            out = [to_sighting(sr, lr, cert(cr.sha256, bytes(cr.der)),
                              tuple(cert(h, ders[h]) for h in json.loads(sr.chain) if h in ders))
                    for sr, lr, cr in rows]
         yield from out
 
     def scans(self) -> list[ScanSummary]:
         with self._read() as s:
-            return [_summary(r) for r in s.scalars(select(ScanRow).order_by(ScanRow.id))]
+            return [to_summary(r) for r in s.scalars(select(ScanRow).order_by(ScanRow.id))]
 
     def scan(self, scan_id: int) -> ScanSummary:
         with self._read() as s:
-            return _summary(self._scan_in(s, scan_id))
+            return to_summary(self._scan_in(s, scan_id))
 
     def outcomes(self, scan_id: int) -> list[Outcome]:
         with self._read() as s:
@@ -485,76 +454,14 @@ class Inventory:
             raise UsageError(f"no scan {scan_id} in the inventory")
         return row
 
-    def _write(self) -> _Tx:
-        return _Tx(self._sessions(), commit=True)
+    def _write(self) -> Transaction:
+        return Transaction(self._sessions(), commit=True)
 
-    def _read(self) -> _Tx:
-        return _Tx(self._sessions(), commit=False)
-
-
-class _Tx:
-    """A session that commits (or rolls back) on exit; database failures become one line."""
-
-    def __init__(self, session: Session, *, commit: bool) -> None:
-        self._s = session
-        self._commit = commit
-
-    def __enter__(self) -> Session:
-        return self._s
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: object) -> None:
-        try:
-            if exc_type is None and self._commit:
-                try:
-                    self._s.commit()
-                except IntegrityError:
-                    self._s.rollback()
-                    raise
-                except SQLAlchemyError as err:
-                    self._s.rollback()
-                    raise StoreError(f"inventory write failed: {_one_line(err)}") from None
-            else:
-                self._s.rollback()
-            if isinstance(exc, SQLAlchemyError) and not isinstance(exc, IntegrityError):
-                raise StoreError(f"inventory database error: {_one_line(exc)}") from None
-        finally:
-            self._s.close()
+    def _read(self) -> Transaction:
+        return Transaction(self._sessions(), commit=False)
 
 
-def _one_line(err: BaseException) -> str:
-    orig = getattr(err, "orig", None) or err
-    text = " ".join(str(orig).split())
-    return text[:200] or type(err).__name__
 
 
-def _fill_context(row: SightingRow, sg: Sighting) -> None:
-    row.chain = json.dumps([c.sha256 for c in sg.chain])
-    row.tls_version, row.cipher, row.alpn = sg.tls_version, sg.cipher, sg.alpn
-    row.file_mode, row.file_owner = sg.file_mode, sg.file_owner
-    if sg.key is not None:
-        row.key_path, row.key_encrypted = sg.key.path, sg.key.encrypted
-        row.key_mode, row.key_owner = sg.key.mode, sg.key.owner
-    else:
-        row.key_path = row.key_encrypted = row.key_mode = row.key_owner = None
-    row.extra = json.dumps(sg.extra, sort_keys=True)
-
-
-def _sighting(sr: SightingRow, lr: LocationRow, cert: Certificate,
-              chain: tuple[Certificate, ...]) -> Sighting:
-    loc = Location(kind=LocationKind(lr.kind), uri=lr.uri, host=lr.host, port=lr.port,
-                   sni=lr.sni, starttls=lr.starttls, path=lr.path)
-    key = None
-    if sr.key_path is not None:
-        key = KeyFile(path=sr.key_path, encrypted=bool(sr.key_encrypted), mode=sr.key_mode,
-                      owner=sr.key_owner)
-    return Sighting(certificate=cert, location=loc, seen_at=sr.last_seen, chain=chain,
-                    position=sr.position, tls_version=sr.tls_version, cipher=sr.cipher,
-                    alpn=sr.alpn, file_mode=sr.file_mode, file_owner=sr.file_owner, key=key,
-                    extra=dict(json.loads(sr.extra or "{}")))
-
-
-def _summary(r: ScanRow) -> ScanSummary:
-    return ScanSummary(id=r.id, kind=r.kind, targets=tuple(json.loads(r.targets)),
-                       started_at=r.started_at, finished_at=r.finished_at,
-                       sightings=r.sightings, errors=r.errors)
+__all__ = ["DEFAULT_BATCH", "Change", "Inventory", "Outcome", "ScanDiff", "ScanSummary",
+           "StoreError"]

@@ -3,5 +3,7 @@
 Each branch keeps its tables in its own module (``inventory.py``, ``ca_tables.py`` ...) and
 adds one import line below.
 """
-from certwarden.store import ca_tables  # noqa: F401 - private CA
-from certwarden.store import inventory_tables  # noqa: F401 - inv_0001
+from certwarden.store import (
+    ca_tables,  # noqa: F401 - private CA
+    inventory_tables,  # noqa: F401 - inv_0001
+)
