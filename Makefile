@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/assess.py
 	$(BIN)/python bench/traffic.py
 	$(BIN)/python bench/ca.py
+	$(BIN)/python bench/scan.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
