@@ -29,15 +29,30 @@ def _db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'inv.db'}"
 
 
-def test_scan_json_out_rerun_and_diff(lb: Loopback, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def _database(kind: str, db_urls: list[str]) -> str:
+    wanted = [u for u in db_urls if u.startswith(kind)]
+    if not wanted:
+        pytest.skip("no PostgreSQL here: run through tests/with-postgres.sh")
+    if kind == "postgresql":
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(wanted[0])
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        engine.dispose()
+    return wanted[0]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_scan_json_out_rerun_and_diff(lb: Loopback, tmp_path: Path, db_urls: list[str],
+                                      kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     ca = issue("CLI CA", ca=True)
     certs = [issue(f"cli{i}.test", issuer=ca) for i in range(3)]
     ctxs = [server_context(tmp_path, c, ca) for c in certs]
     ports = [lb.serve(tls=ctx) for ctx in ctxs]
     closed = free_port()
     target_ports = ",".join(str(p) for p in [*ports, closed])
-    db = _db(tmp_path)
+    db = _database(kind, db_urls)
     out = tmp_path / "scan.json"
 
     assert main(["--db", db, "scan", "127.0.0.1", "--ports", target_ports,
