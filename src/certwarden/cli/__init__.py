@@ -62,6 +62,8 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 COMMAND_MODULES = (
     "certwarden.cli.inspect",
     "certwarden.cli.create",
+    "certwarden.cli.ca",
+    "certwarden.cli.serve",
 )
 
 
