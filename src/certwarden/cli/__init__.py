@@ -64,6 +64,9 @@ COMMAND_MODULES = (
     "certwarden.cli.create",
     "certwarden.cli.ca",
     "certwarden.cli.serve",
+    "certwarden.cli.scan",
+    "certwarden.cli.discover",
+    "certwarden.cli.inventory",
 )
 
 

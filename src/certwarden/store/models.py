@@ -4,3 +4,4 @@ Each branch keeps its tables in its own module (``inventory.py``, ``ca_tables.py
 adds one import line below.
 """
 from certwarden.store import ca_tables  # noqa: F401 - private CA
+from certwarden.store import inventory_tables  # noqa: F401 - inv_0001
