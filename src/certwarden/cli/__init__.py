@@ -67,6 +67,7 @@ COMMAND_MODULES = (
     "certwarden.cli.scan",
     "certwarden.cli.discover",
     "certwarden.cli.inventory",
+    "certwarden.cli.lifecycle",
 )
 
 
