@@ -70,6 +70,7 @@ COMMAND_MODULES = (
     "certwarden.cli.scan",
     "certwarden.cli.discover",
     "certwarden.cli.inventory",
+    "certwarden.cli.lifecycle",
 )
 
 

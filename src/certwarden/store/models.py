@@ -7,3 +7,5 @@ from certwarden.store import (
     ca_tables,  # noqa: F401 - private CA
     inventory_tables,  # noqa: F401 - inv_0001
 )
+from certwarden.store import ca_tables  # noqa: F401 - private CA
+from certwarden.store import inventory_tables  # noqa: F401 - inv_0001
