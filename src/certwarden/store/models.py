@@ -1,11 +1,9 @@
 """Every table, imported here so Alembic and ``Base.metadata`` see them all.
 
-Each branch keeps its tables in its own module (``inventory.py``, ``ca_tables.py`` ...) and
-adds one import line below.
+Each area keeps its tables in its own module and its own migration branch off ``0001_base``.
 """
+
 from certwarden.store import (
-    ca_tables,  # noqa: F401 - private CA
-    inventory_tables,  # noqa: F401 - inv_0001
+    ca_tables,  # noqa: F401 - private CA: ca_0001
+    inventory_tables,  # noqa: F401 - inventory: inv_0001
 )
-from certwarden.store import ca_tables  # noqa: F401 - private CA
-from certwarden.store import inventory_tables  # noqa: F401 - inv_0001
