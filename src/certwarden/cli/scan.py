@@ -13,7 +13,9 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from certwarden.assess import Finding, findings_by_location
 from certwarden.cli import emit_json, fail
 from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions, Status
 from certwarden.discovery.net import StarttlsMode as Mode
@@ -61,6 +63,8 @@ class _Sink:
         self.counts: collections.Counter[str] = collections.Counter()
         self.certs = 0
         self.parsed: dict[bytes, Certificate] = {}  # intermediates repeat across servers
+        self.seen: list[Sighting] = []  # this scan's leaves, judged when it ends
+        self.json_uri: list[str] = []  # location of each JSON object, for its findings
         self._lock = asyncio.Lock()
 
     async def add(self, result: ProbeResult) -> None:
@@ -98,11 +102,13 @@ class _Sink:
                 if sg is not None:
                     sightings.append(sg)
                     self.certs += 1
+                    self.seen.append(sg)
             self.counts[str(status)] += 1
             if status is not Status.OK:  # a success is on record as its sighting
                 self.inv.record_outcome(self.scan_id, r.location.uri, str(status), reason)
             if self.keep_json and status in REACHED:
                 self.json.append(_json(r, certs, status, reason))
+                self.json_uri.append(r.location.uri)
         self.inv.add_sightings(self.scan_id, sightings)
         self.inv.flush()
 
@@ -184,14 +190,33 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         elapsed = time.perf_counter() - started
     finally:
         inv.close()
+    findings = findings_by_location(sink.seen)
     if json_out is not None:
+        for obj, uri in zip(sink.json, sink.json_uri, strict=True):
+            obj["findings"] = [{"rule": f.rule, "severity": str(f.severity), "message": f.message}
+                               for f in findings.get(uri, [])]
         emit_json(sink.json, json_out)
     if json_out != "-":
+        _print_findings(findings)
         errors = {k: v for k, v in sorted(sink.counts.items()) if k != Status.OK}
         detail = ", ".join(f"{v} {k}" for k, v in errors.items())
         click.echo(f"scan {scan_id}: {total} endpoint(s) in {elapsed:.1f}s, "
                    f"{sink.certs} certificate chain(s) stored"
                    + (f"; {detail}" if detail else ""))
+
+
+def _print_findings(findings: dict[str, list[Finding]]) -> None:
+    """What this scan saw, judged on the spot (``certwarden report`` judges the inventory)."""
+    every = sorted((f for found in findings.values() for f in found),
+                   key=lambda f: (-f.severity.rank, f.rule, f.location or ""))
+    if not every:
+        return
+    table = Table(title=f"findings for what this scan saw ({len(every)})", title_justify="left")
+    for col in ("severity", "rule", "location", "message"):
+        table.add_column(col, overflow="fold")
+    for f in every:
+        table.add_row(str(f.severity).upper(), f.rule, f.location or "", f.message)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 COMMANDS = (scan_cmd,)
