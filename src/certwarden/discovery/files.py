@@ -26,7 +26,8 @@ from enum import StrEnum
 
 from certwarden.errors import ParseError, PasswordError
 from certwarden.records import KeyFile, Location, Sighting
-from certwarden.x509 import Certificate, KeyInfo, parse_bytes
+from certwarden.x509 import Certificate, KeyInfo
+from certwarden.x509.parse import parse_with_passwords
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
@@ -159,21 +160,10 @@ def _read(path: str, st: os.stat_result, opts: SweepOptions,
                                      reason=exc.strerror or "cannot read")
     if not data or not _candidate(path, data[:4096]):
         return None, [], None
-    tries: list[bytes | None] = [*opts.passwords] or [None]
-    parsed = None
-    err: ParseError | None = None
-    for pw in tries:
-        try:
-            parsed = parse_bytes(data, source=path, password=pw)
-            break
-        except PasswordError as exc:
-            err = exc
-        except ParseError as exc:
-            err = exc
-            break
     mode, owner = stat.S_IMODE(st.st_mode), _owner(st.st_uid)
-    if parsed is None:
-        assert err is not None
+    try:
+        parsed = parse_with_passwords(data, source=path, passwords=[*opts.passwords])
+    except ParseError as err:
         if not _looks_like_container(path, data):
             return None, [], None  # a file that merely starts with 0x30 or "-----BEGIN "
         status = (FileStatus.NEEDS_PASSWORD if isinstance(err, PasswordError)

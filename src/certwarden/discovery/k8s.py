@@ -23,7 +23,8 @@ from typing import Any
 
 from certwarden.errors import ConnectError, ParseError, PasswordError, UsageError
 from certwarden.records import KeyFile, Location, Sighting
-from certwarden.x509 import Certificate, KeyInfo, parse_bytes
+from certwarden.x509 import Certificate, KeyInfo
+from certwarden.x509.parse import parse_with_passwords
 
 PAGE_SIZE = 200  # objects per list call: the API server's own default page is 500
 _CERT_MARKERS = (b"-----BEGIN CERTIFICATE", b"-----BEGIN PKCS7", b"-----BEGIN TRUSTED")
@@ -101,19 +102,10 @@ def read_object(obj: dict[str, Any], *, kind: str | None = None, context: str = 
         if not (_interesting(key, data) or is_key):
             continue
         uri = Location.k8s(context, ns, obj_name, key).uri
-        err: ParseError | None = None
-        parsed = None
-        for pw in tries:
-            try:
-                parsed = parse_bytes(data, source=uri, password=pw)
-                break
-            except PasswordError as exc:
-                err = exc
-            except ParseError as exc:
-                err = exc
-                break
-        if parsed is None:
-            if err is not None and not (is_key and not _interesting(key, data)):
+        try:
+            parsed = parse_with_passwords(data, source=uri, passwords=tries)
+        except ParseError as err:
+            if not (is_key and not _interesting(key, data)):
                 status = (K8sStatus.NEEDS_PASSWORD if isinstance(err, PasswordError)
                           else K8sStatus.BROKEN)
                 yield K8sOutcome(target=uri, status=status, reason=err.reason)

@@ -14,7 +14,7 @@ import re
 import stat
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -95,6 +95,25 @@ def parse_bytes(data: bytes, *, source: str = "<bytes>", password: bytes | None 
             return Parsed(source=source, format=fmt, certificates=parsed.certificates,
                           keys=parsed.keys, problems=parsed.problems)
     raise ParseError(source, "no certificate found (not PEM, DER, PKCS#7, PKCS#12 or JKS)")
+
+
+def parse_with_passwords(data: bytes, *, source: str,
+                         passwords: Sequence[bytes | None]) -> Parsed:
+    """``parse_bytes`` trying each password in turn (a sweep knows several candidates).
+
+    A wrong password moves on to the next; any other error ends the tries at once. The last
+    error is raised when none worked (a ``PasswordError`` when only passwords were wrong).
+    """
+    err: ParseError | None = None
+    for pw in passwords or [None]:
+        try:
+            return parse_bytes(data, source=source, password=pw)
+        except PasswordError as exc:
+            err = exc
+        except ParseError:
+            raise
+    assert err is not None  # the loop ran at least once and only PasswordError continues
+    raise err
 
 
 def _pem(data: bytes, source: str, password: bytes | None) -> Parsed:

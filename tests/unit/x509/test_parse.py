@@ -165,3 +165,19 @@ def test_directory_walk_keeps_going_past_bad_files(tmp_path: Path,
 def test_missing_file() -> None:
     with pytest.raises(ParseError, match="No such file"):
         read_source("/nonexistent/cert.pem")
+
+
+def test_parse_with_passwords_tries_each_then_names_the_last_error(
+        chain: tuple[mk.Issued, mk.Issued]) -> None:
+    from certwarden.x509.parse import parse_with_passwords
+
+    _, leaf = chain
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"leaf", leaf.key, _crypto(leaf), None,  # type: ignore[arg-type]
+        serialization.BestAvailableEncryption(b"third"))
+    parsed = parse_with_passwords(p12, source="s.p12", passwords=[b"one", b"two", b"third"])
+    assert parsed.certificates == (leaf.certificate,)
+    with pytest.raises(PasswordError):
+        parse_with_passwords(p12, source="s.p12", passwords=[b"one", b"two"])
+    with pytest.raises(ParseError, match="empty input"):
+        parse_with_passwords(b"", source="e", passwords=[b"one", b"two"])
