@@ -3,3 +3,4 @@
 Each branch keeps its tables in its own module (``inventory.py``, ``ca_tables.py`` ...) and
 adds one import line below.
 """
+from certwarden.store import acme_tables  # noqa: F401 - ACME server (issue 7)
