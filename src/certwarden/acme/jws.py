@@ -19,6 +19,7 @@ from typing import Any
 from joserfc import jws as jose_jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OctKey, OKPKey, RSAKey
+from joserfc.registry import HeaderParameter
 
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 
@@ -42,6 +43,13 @@ def b64d(text: str, what: str) -> bytes:
 
 def b64e(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+# joserfc refuses header names it does not know; RFC 8555 adds "url" and "nonce" (§6.4-6.5).
+_ACME_HEADERS = {"url": HeaderParameter("ACME request URL", "str"),
+                 "nonce": HeaderParameter("ACME replay nonce", "str")}
+_REGISTRIES = {alg: jose_jws.JWSRegistry(header_registry=_ACME_HEADERS, algorithms=[alg])
+               for alg in (*ALLOWED_ALGS, *EAB_ALGS)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,7 +188,7 @@ def verify(msg: JwsMessage, jwk: Mapping[str, Any]) -> None:
         # joserfc flags the "EdDSA" name as deprecated by RFC 9864; RFC 8555 clients send it.
         warnings.simplefilter("ignore")
         try:
-            jose_jws.deserialize_compact(compact, key, algorithms=[msg.alg])
+            jose_jws.deserialize_compact(compact, key, registry=_REGISTRIES[msg.alg])
         except (JoseError, ValueError, TypeError):
             raise malformed("JWS signature does not verify") from None
 
@@ -189,7 +197,8 @@ def verify_hmac(msg: JwsMessage, secret: bytes) -> None:
     """External Account Binding: the inner JWS is MAC'd with the operator's key."""
     compact = f"{msg.raw_protected}.{msg.raw_payload}.{msg.raw_signature}"
     try:
-        jose_jws.deserialize_compact(compact, OctKey.import_key(secret), algorithms=[msg.alg])
+        jose_jws.deserialize_compact(compact, OctKey.import_key(secret),
+                                     registry=_REGISTRIES[msg.alg])
     except (JoseError, ValueError, TypeError):
         raise AcmeProblem(ProblemType.UNAUTHORIZED,
                           "external account binding MAC does not verify") from None

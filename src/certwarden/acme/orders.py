@@ -53,7 +53,8 @@ def _parse_time(raw: Any, what: str) -> dt.datetime | None:
 
 
 def check_identifier(srv: AcmeServer, raw: Any) -> tuple[Identifier, bool]:
-    """One order identifier -> (normalised identifier, wildcard?) or a problem naming it."""
+    """One order identifier -> (normalised identifier, wildcard?) or a problem naming it.
+    A wildcard keeps its ``*.`` in the identifier; its authorization is for the base name."""
     if not isinstance(raw, dict) or not isinstance(raw.get("value"), str):
         raise malformed("each identifier needs a 'type' and a string 'value'")
     kind, value = raw.get("type"), raw["value"]
@@ -124,7 +125,7 @@ def new_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
         except AcmeProblem as exc:
             problems.append(exc)
             continue
-        idents[(ident.type.value, ("*." if wildcard else "") + ident.value)] = wildcard
+        idents[(ident.type.value, ident.value)] = wildcard
     if problems:
         if len(problems) == 1:
             raise problems[0]
