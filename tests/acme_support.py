@@ -228,7 +228,7 @@ class DnsZone:
         tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), Tcp)
         for srv in (udp, tcp):
             srv.daemon_threads = True
-            threading.Thread(target=srv.serve_forever, daemon=True).start()
+            threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
         try:
             yield "127.0.0.1", port
         finally:
@@ -267,7 +267,7 @@ class Http01Responder:
 
         srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         srv.daemon_threads = True
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
         try:
             yield srv.server_address[1]
         finally:

@@ -50,6 +50,9 @@ _ACME_HEADERS = {"url": HeaderParameter("ACME request URL", "str"),
                  "nonce": HeaderParameter("ACME replay nonce", "str")}
 _REGISTRIES = {alg: jose_jws.JWSRegistry(header_registry=_ACME_HEADERS, algorithms=[alg])
                for alg in (*ALLOWED_ALGS, *EAB_ALGS)}
+for _registry in _REGISTRIES.values():
+    # joserfc caps headers at 512 bytes; a 4096-bit RSA "jwk" header alone is ~750.
+    _registry.max_header_length = 8192
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,7 +146,6 @@ def check_public_jwk(jwk: Mapping[str, Any], alg: str | None = None) -> None:
     kty = jwk.get("kty")
     if any(k in jwk for k in ("d", "p", "q", "dp", "dq", "qi", "k")):
         raise AcmeProblem(ProblemType.BAD_PUBLIC_KEY, "JWK contains private key material")
-    key = _import(json.dumps(dict(jwk), sort_keys=True))
     if kty == "RSA":
         n = b64d(str(jwk.get("n", "")), "RSA modulus")
         bits = int.from_bytes(n, "big").bit_length()
@@ -165,14 +167,16 @@ def check_public_jwk(jwk: Mapping[str, Any], alg: str | None = None) -> None:
             raise AcmeProblem(ProblemType.BAD_SIGNATURE_ALGORITHM, f"{alg} does not fit Ed25519")
     else:
         raise AcmeProblem(ProblemType.BAD_PUBLIC_KEY, f"key type {kty!r} is not accepted")
-    del key
+    _import(json.dumps(dict(jwk), sort_keys=True))  # must be a readable key, too
 
 
 @lru_cache(maxsize=4096)
 def _import(jwk_json: str) -> ECKey | RSAKey | OKPKey:
     try:
-        key = JWKRegistry.import_key(json.loads(jwk_json))
-    except (JoseError, ValueError, TypeError, KeyError):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # joserfc warns on weak keys: refuse them instead
+            key = JWKRegistry.import_key(json.loads(jwk_json))
+    except (JoseError, ValueError, TypeError, KeyError, Warning):
         raise AcmeProblem(ProblemType.BAD_PUBLIC_KEY, "JWK cannot be read") from None
     if not isinstance(key, ECKey | RSAKey | OKPKey):
         raise AcmeProblem(ProblemType.BAD_PUBLIC_KEY, "JWK is not an asymmetric key")
