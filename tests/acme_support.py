@@ -395,3 +395,75 @@ class AcmeEnv:
         from certwarden.acme.validation import dns01_digest
 
         self.dns.set_txt(f"_acme-challenge.{name}", dns01_digest(key_auth))
+
+
+# --- the ACME app served over real HTTPS, for real clients -----------------------------------
+class LiveAcme:
+    """``AcmeEnv``'s app under uvicorn with TLS from the test CA, on 127.0.0.1."""
+
+    def __init__(self, tmp: Path, *, http_port: int | None = None, tls_port: int | None = None,
+                 dns_zones: Sequence[str] = ("internal", "test"),
+                 settings_overrides: Mapping[str, Any] | None = None) -> None:
+        self.tmp = tmp
+        self.ca = MiniCA()
+        self.dns = DnsZone(dns_zones)
+        self.http_port = http_port or free_port()
+        self.tls_port = tls_port or free_port()
+        self.port = free_port()
+        self.overrides = dict(settings_overrides or {})
+        self.root_pem = write_root(self.ca, tmp / "root.pem")
+
+    @property
+    def directory(self) -> str:
+        return f"https://127.0.0.1:{self.port}/acme/directory"
+
+    @contextmanager
+    def running(self) -> Iterator[LiveAcme]:
+        import time
+
+        import uvicorn
+        from fastapi import FastAPI
+
+        from certwarden.acme.server import AcmeSettings
+        from certwarden.acme.validation import ValidatorSettings
+        from certwarden.web.acme import build_acme_server, mount_acme
+
+        cert, key = self.ca.server_cert(["127.0.0.1", "localhost"], self.tmp)
+        with self.dns.serving() as (dns_host, dns_port):
+            self.resolver = f"{dns_host}:{dns_port}"
+            settings = AcmeSettings(validator=ValidatorSettings(
+                resolver=self.resolver, http_port=self.http_port, tls_port=self.tls_port,
+                timeout=5.0), **self.overrides)
+            self.server = build_acme_server(db_url=f"sqlite:///{self.tmp / 'acme.db'}",
+                                            issuer=self.ca, settings=settings)
+            app = FastAPI()
+            mount_acme(app, self.server)
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, ssl_certfile=str(cert),
+                                    ssl_keyfile=str(key), log_level="warning", lifespan="off",
+                                    ws="none")
+            web = uvicorn.Server(config)
+            thread = threading.Thread(target=web.run, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 10
+            while not web.started:
+                if time.monotonic() > deadline or not thread.is_alive():
+                    raise RuntimeError("uvicorn did not start")
+                time.sleep(0.02)
+            try:
+                yield self
+            finally:
+                web.should_exit = True
+                thread.join(10)
+                self.server.close()
+                self.server.store.close()  # type: ignore[attr-defined]
+
+    def tool_env(self, **extra: str) -> dict[str, str]:
+        """The environment for a peer tool: this machine's global CA bundle variables are
+        replaced so the tool trusts our root and nothing else."""
+        import os
+
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE",
+                            "LEGO_CA_CERTIFICATES")}
+        env.update(extra)
+        return env
