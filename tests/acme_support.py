@@ -156,8 +156,11 @@ class DnsZone:
     """Authoritative for ``zones``: A/AAAA of any name under them (127.0.0.1 by default, or
     per-name overrides), TXT records the test sets, SOA/NS at the apex. UDP and TCP."""
 
-    def __init__(self, zones: Sequence[str] = ("internal", "test")) -> None:
+    def __init__(self, zones: Sequence[str] = ("internal", "test"),
+                 txt_file: Path | None = None) -> None:
         self.zones = [dns.name.from_text(z) for z in zones]
+        # Peer tools publish TXT records by appending "name value" lines (lego's exec hook).
+        self.txt_file = txt_file
         self.a: dict[str, list[str]] = {}
         self.txt: dict[str, list[str]] = {}
         self.default_a = "127.0.0.1"
@@ -189,6 +192,11 @@ class DnsZone:
         with self._lock:
             txt = list(self.txt.get(key, ()))
             addrs = list(self.a.get(key, [self.default_a]))
+        if self.txt_file is not None and self.txt_file.exists():
+            for line in self.txt_file.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name.rstrip(".").lower() == key and value:
+                    txt.append(value.strip())
         if rdtype == dns.rdatatype.TXT and txt:
             resp.answer.append(dns.rrset.from_text(qname, 0, "IN", "TXT",
                                                    *[f'"{t}"' for t in txt]))
@@ -406,7 +414,8 @@ class LiveAcme:
                  settings_overrides: Mapping[str, Any] | None = None) -> None:
         self.tmp = tmp
         self.ca = MiniCA()
-        self.dns = DnsZone(dns_zones)
+        self.txt_file = tmp / "dns-txt.records"
+        self.dns = DnsZone(dns_zones, txt_file=self.txt_file)
         self.http_port = http_port or free_port()
         self.tls_port = tls_port or free_port()
         self.port = free_port()
