@@ -476,3 +476,26 @@ class LiveAcme:
                             "LEGO_CA_CERTIFICATES")}
         env.update(extra)
         return env
+
+
+@contextmanager
+def webroot_server(root: Path, port: int) -> Iterator[Path]:
+    """Serve ``root`` over HTTP on 127.0.0.1:``port`` (the webroot http-01 clients write to);
+    yields the ``.well-known/acme-challenge`` directory."""
+    import functools
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    challenge_dir = root / ".well-known" / "acme-challenge"
+    challenge_dir.mkdir(parents=True, exist_ok=True)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port),
+                                          functools.partial(Quiet, directory=str(root)))
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield challenge_dir
+    finally:
+        srv.shutdown()
+        srv.server_close()
