@@ -231,9 +231,20 @@ class DnsZone:
                 out = zone.answer(self.rfile.read(size))
                 self.wfile.write(len(out).to_bytes(2, "big") + out)
 
-        udp = socketserver.ThreadingUDPServer(("127.0.0.1", port), Udp)
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        for _attempt in range(20):
+            # UDP picks a free port; TCP must get the same number, which may be taken.
+            udp = socketserver.ThreadingUDPServer(("127.0.0.1", port), Udp)
+            try:
+                tcp = socketserver.ThreadingTCPServer(("127.0.0.1", udp.server_address[1]), Tcp)
+                break
+            except OSError:
+                udp.server_close()
+                if port:
+                    raise
+        else:  # pragma: no cover - 20 collisions in a row
+            raise RuntimeError("no port free for both UDP and TCP")
         port = udp.server_address[1]
-        tcp = socketserver.ThreadingTCPServer(("127.0.0.1", port), Tcp)
         for srv in (udp, tcp):
             srv.daemon_threads = True
             threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
@@ -256,7 +267,7 @@ class Http01Responder:
         responder = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 responder.hits.append(f"{self.headers.get('Host')}{self.path}")
                 token = self.path.rsplit("/", 1)[-1]
                 body = responder.tokens.get(token)

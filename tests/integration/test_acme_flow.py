@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from acme_support import AcmeEnv
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from acme_support import AcmeEnv
 from certwarden.acme.client import AcmeClient, AcmeClientError, make_csr
 from certwarden.acme.jws import b64e
 
@@ -47,7 +47,8 @@ async def test_new_nonce_head_and_get(env: AcmeEnv) -> None:
     async with env.http_client() as http:
         head = await http.head("/acme/new-nonce")
         get = await http.get("/acme/new-nonce")
-    assert head.status_code == 200 and get.status_code == 204
+    assert head.status_code == 200
+    assert get.status_code == 204
     assert head.headers["replay-nonce"] != get.headers["replay-nonce"]
     assert head.headers["cache-control"] == "no-store"
 
@@ -115,7 +116,8 @@ async def test_finalize_before_ready_is_order_not_ready(env: AcmeEnv, client: Ac
     csr, _ = make_csr(["early.internal"])
     with pytest.raises(AcmeClientError) as err:
         await client.post(order.body["finalize"], {"csr": b64e(csr)})
-    assert err.value.type == "orderNotReady" and err.value.status == 403
+    assert err.value.type == "orderNotReady"
+    assert err.value.status == 403
 
 
 async def test_csr_names_must_equal_the_order(env: AcmeEnv, client: AcmeClient) -> None:
@@ -133,7 +135,8 @@ async def test_csr_names_must_equal_the_order(env: AcmeEnv, client: AcmeClient) 
     csr, _ = make_csr(["csr.internal"], client.key)  # the account key itself
     with pytest.raises(AcmeClientError) as err:
         await client.post(order.body["finalize"], {"csr": b64e(csr)})
-    assert err.value.type == "badCSR" and "account key" in err.value.problem["detail"]
+    assert err.value.type == "badCSR"
+    assert "account key" in err.value.problem["detail"]
     # still ready: a refused CSR does not burn the order
     assert (await client.get(order.location)).body["status"] == "ready"
 
@@ -190,12 +193,13 @@ async def test_renewal_info_and_replaces(env: AcmeEnv, client: AcmeClient) -> No
     cert_id = ari_cert_id(leaf)
     d = await client.load_directory()
     r = await client.http.get(f"{d['renewalInfo']}/{cert_id}")
-    assert r.status_code == 200 and "retry-after" in r.headers
+    assert r.status_code == 200
+    assert "retry-after" in r.headers
     window = r.json()["suggestedWindow"]
     assert leaf.not_valid_before_utc.isoformat() < window["start"].replace("Z", "+00:00")
     assert window["start"] < window["end"]
     assert window["end"].replace("Z", "+00:00") < leaf.not_valid_after_utc.isoformat()
-    pem2, order2 = await client.issue(["ari.internal"], answer=env.publish_http01,
+    _pem2, order2 = await client.issue(["ari.internal"], answer=env.publish_http01,
                                       replaces=cert_id)
     assert order2.body["replaces"] == cert_id
     with pytest.raises(AcmeClientError) as err:
@@ -243,7 +247,8 @@ async def test_concurrent_finalize_issues_exactly_once(env: AcmeEnv, client: Acm
         return_exceptions=True)
     wins = [o for o in outcomes if not isinstance(o, BaseException)]
     losses = [o for o in outcomes if isinstance(o, AcmeClientError)]
-    assert len(wins) == 1 and len(losses) == 4
+    assert len(wins) == 1
+    assert len(losses) == 4
     assert all(e.type == "orderNotReady" for e in losses)
     assert len(env.ca.issued) == before + 1
 

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from acme_support import AcmeEnv
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from acme_support import AcmeEnv
 from certwarden.acme.client import AcmeClient, AcmeClientError, jws_object, public_jwk
 from certwarden.acme.jws import b64e
 from certwarden.acme.limits import RateLimit
@@ -55,7 +55,8 @@ async def test_alg_none_and_hmac_are_refused(env: AcmeEnv, client: AcmeClient) -
                 "signature": b64e(hmac.new(b"k", b"x", hashlib.sha256).digest()) if alg != "none"
                 else ""}
         err = await refused(client, d["newOrder"], raw_body=json.dumps(body).encode())
-        assert err.type == "badSignatureAlgorithm" and err.status == 400
+        assert err.type == "badSignatureAlgorithm"
+        assert err.status == 400
         assert "ES256" in err.problem["algorithms"]
 
 
@@ -68,7 +69,8 @@ async def test_nonces_are_single_use_and_must_exist(env: AcmeEnv, client: AcmeCl
     first = await client.post(d["newOrder"], None, raw_body=body, retry_bad_nonce=False)
     assert first.status == 201
     replay = await refused(client, d["newOrder"], raw_body=body)
-    assert replay.type == "badNonce" and replay.status == 400
+    assert replay.type == "badNonce"
+    assert replay.status == 400
     forged = await refused(client, d["newOrder"], {"identifiers": []},
                            header_overrides={"nonce": "AAAAAAAAAAAAAAAAAAAAAA"})
     assert forged.type == "badNonce"
@@ -81,7 +83,8 @@ async def test_url_header_must_be_the_request_url(env: AcmeEnv, client: AcmeClie
     d = await client.load_directory()
     err = await refused(client, d["newOrder"], {"identifiers": []},
                         header_overrides={"url": d["newAccount"]})
-    assert err.type == "unauthorized" and err.status == 403
+    assert err.type == "unauthorized"
+    assert err.status == 403
     err = await refused(client, d["newOrder"], {"identifiers": []}, header_overrides={"url": None})
     assert err.type == "unauthorized"
 
@@ -105,12 +108,13 @@ async def test_signature_by_another_key_is_refused(env: AcmeEnv, client: AcmeCli
     other = ec.generate_private_key(ec.SECP256R1())
     err = await refused(client, d["newOrder"],
                         {"identifiers": [{"type": "dns", "value": "s.internal"}]}, key=other)
-    assert err.type == "malformed" and "signature" in err.problem["detail"]
+    assert err.type == "malformed"
+    assert "signature" in err.problem["detail"]
 
 
 async def test_weak_and_mismatched_keys(env: AcmeEnv) -> None:
     async with env.http_client() as http:
-        c = env.acme_client(http, key=rsa.generate_private_key(65537, 1024))
+        c = env.acme_client(http, key=rsa.generate_private_key(65537, 1024))  # noqa: S505 - the point
         with pytest.raises(AcmeClientError) as err:
             await c.register()
         assert err.value.type == "badPublicKey"
@@ -150,12 +154,14 @@ async def test_malformed_bodies(env: AcmeEnv, client: AcmeClient) -> None:
     for raw in (b"not json", b"[]", b'{"protected": 1}',
                 json.dumps({"protected": "!!", "payload": "", "signature": ""}).encode()):
         err = await refused(client, d["newOrder"], raw_body=raw)
-        assert err.type == "malformed" and err.status == 400
+        assert err.type == "malformed"
+        assert err.status == 400
     good = jws_object(client.key, {"alg": "ES256", "nonce": await client.nonce(),
                                    "url": d["newOrder"], "kid": client.kid}, b"{}")
     good["header"] = {"kid": "x"}  # type: ignore[assignment]
     err = await refused(client, d["newOrder"], raw_body=json.dumps(good).encode())
-    assert err.type == "malformed" and "unprotected" in err.problem["detail"]
+    assert err.type == "malformed"
+    assert "unprotected" in err.problem["detail"]
     err = await refused(client, d["newOrder"], {}, content_type="application/json")
     assert err.status == 415
     err = await refused(client, d["newOrder"], raw_body=b"x" * 70_000)
@@ -226,7 +232,8 @@ async def test_accounts_contacts_update_deactivate(env: AcmeEnv) -> None:
         first = await c.register(contact=["mailto:a@example.test"])
         assert first.status == 201
         again = await c.post(d["newAccount"], {"onlyReturnExisting": True}, use_jwk=True)
-        assert again.status == 200 and again.location == c.kid
+        assert again.status == 200
+        assert again.location == c.kid
         upd = await c.post(c.kid or "", {"contact": ["mailto:b@example.test"]})
         assert upd.body["contact"] == ["mailto:b@example.test"]
         gone = await c.post(c.kid or "", {"status": "deactivated"})
@@ -249,7 +256,8 @@ async def test_key_change(env: AcmeEnv, client: AcmeClient) -> None:
     err = await refused(client, d["keyChange"], inner(new_key, client.kid or "", new_key))
     assert err.type == "malformed"
     r = await client.post(d["keyChange"], inner(new_key, client.kid or "", old_key))
-    assert r.status == 200 and r.body["key"] == public_jwk(new_key)
+    assert r.status == 200
+    assert r.body["key"] == public_jwk(new_key)
     err = await refused(client, d["newOrder"], {"identifiers": []})  # old key now signs
     assert err.type == "malformed"
     client.key = new_key
@@ -274,13 +282,15 @@ async def test_rate_limits(tmp_path: Path) -> None:
             await c.new_order(["r2.internal"])
             with pytest.raises(AcmeClientError) as err:
                 await c.new_order(["r3.internal"])
-            assert err.value.type == "rateLimited" and err.value.status == 429
+            assert err.value.type == "rateLimited"
+            assert err.value.status == 429
     with AcmeEnv(db_url=f"sqlite:///{tmp_path / 'r2.db'}",
                  settings_overrides={"ip_limit": RateLimit(per_second=0.01, burst=3)}
                  ).running() as env:
         async with env.http_client() as http:
             codes = [(await http.get("/acme/directory")).status_code for _ in range(5)]
-            assert codes[:3] == [200, 200, 200] and codes[3] == 429
+            assert codes[:3] == [200, 200, 200]
+            assert codes[3] == 429
             r = await http.get("/acme/directory")
             assert int(r.headers["retry-after"]) > 0
 
@@ -310,8 +320,10 @@ async def test_external_account_binding(tmp_path: Path) -> None:
             assert err.type == "unauthorized"
             r = await c.post(d["newAccount"], {"externalAccountBinding": eab(mac_key, c.key)},
                              use_jwk=True)
-            assert r.status == 201 and r.body["externalAccountBinding"] == {"kid": kid}
+            assert r.status == 201
+            assert r.body["externalAccountBinding"] == {"kid": kid}
             second = env.acme_client(http)
             err = await refused(second, d["newAccount"], {"externalAccountBinding": eab(
                 mac_key, second.key)}, use_jwk=True)
-            assert err.type == "unauthorized" and "already bound" in err.problem["detail"]
+            assert err.type == "unauthorized"
+            assert "already bound" in err.problem["detail"]

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from acme_support import LiveAcme, free_port
 from cryptography import x509
 
+from acme_support import LiveAcme, free_port
 from conftest import require_tool
 
 pytestmark = [pytest.mark.peer("caddy"), pytest.mark.slow]
@@ -75,7 +75,8 @@ caddy.internal {{
             proc.terminate()
             proc.wait(10)
             log.close()
-    assert b"200 OK" in body.split(b"\r\n", 1)[0] and body.endswith(b"hello from caddy")
+    assert b"200 OK" in body.split(b"\r\n", 1)[0]
+    assert body.endswith(b"hello from caddy")
     cert.verify_directly_issued_by(live.ca.intermediate)
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.DNSName) == ["caddy.internal"]

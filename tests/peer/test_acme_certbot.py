@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from acme_support import LiveAcme, free_port
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from acme_support import LiveAcme, free_port
 from conftest import require_tool
 
 pytestmark = [pytest.mark.peer("certbot"), pytest.mark.slow]
@@ -31,7 +31,8 @@ def live(tmp_path: Path) -> Iterator[LiveAcme]:
         yield acme
 
 
-def run_certbot(certbot: str, live: LiveAcme, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_certbot(certbot: str, live: LiveAcme, tmp: Path,
+                *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [certbot, *args, "--server", live.directory, "--non-interactive",
            "--config-dir", str(tmp / "cb" / "config"), "--work-dir", str(tmp / "cb" / "work"),
            "--logs-dir", str(tmp / "cb" / "logs")]
@@ -71,7 +72,8 @@ def test_certonly_standalone_renew_revoke(certbot: str, live: LiveAcme, tmp_path
     assert live.ca.revoked == {renewed.serial_number: 4}
     row = live.server.store.certificate_by(
         sha256=__import__("hashlib").sha256(renewed.public_bytes(Encoding.DER)).hexdigest())
-    assert row is not None and row["revoked_at"] is not None
+    assert row is not None
+    assert row["revoked_at"] is not None
 
 
 def test_certonly_webroot(certbot: str, tmp_path: Path) -> None:

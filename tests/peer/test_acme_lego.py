@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from acme_support import LiveAcme
 from cryptography import x509
 
+from acme_support import LiveAcme
 from conftest import require_tool
 
 pytestmark = [pytest.mark.peer("lego"), pytest.mark.slow]

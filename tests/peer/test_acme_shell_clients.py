@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from acme_support import LiveAcme, webroot_server
 from cryptography import x509
 
+from acme_support import LiveAcme, webroot_server
 from conftest import require_tool
 
 pytestmark = pytest.mark.slow

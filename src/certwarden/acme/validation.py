@@ -113,8 +113,8 @@ class Validator:
 
     def resolve(self, ident: Identifier) -> list[IPAddr]:
         if ident.type == IdentifierType.IP:
-            return [ipaddress.ip_address(ident.value)]
-        if self.settings.resolver:
+            texts = [ident.value]
+        elif self.settings.resolver:
             texts = self._query(ident.value, dns.rdatatype.A) + self._query(
                 ident.value, dns.rdatatype.AAAA)
         else:

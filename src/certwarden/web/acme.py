@@ -33,7 +33,7 @@ def build_acme_server(*, db_url: str | None, issuer: CertificateIssuer,
 
 def mount_acme(app: FastAPI, server: AcmeServer, *, prefix: str = "/acme",
                base_url: str | None = None) -> None:
-    app.include_router(acme_router(server, prefix=prefix, base_url=base_url), prefix=prefix)
+    app.include_router(acme_router(server, prefix=prefix, base_url=base_url))
     app.router.add_event_handler("shutdown", server.close)
 
 
@@ -65,7 +65,7 @@ def _response(reply: Reply, nonce: str, urls: Urls) -> Response:
 
 def acme_router(server: AcmeServer, *, prefix: str = "/acme",
                 base_url: str | None = None) -> APIRouter:
-    router = APIRouter(tags=["acme"])
+    router = APIRouter(prefix=prefix, tags=["acme"])
 
     def urls_for(request: Request) -> Urls:
         if base_url:
