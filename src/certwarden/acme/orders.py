@@ -7,6 +7,7 @@ validations of one order's authorizations can never leave it stuck or contradict
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import re
@@ -315,10 +316,12 @@ def challenge(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
         return Reply(body=challenge_json(ch, ctx.urls), links=links)
     if srv.store.set_challenge_if(ch.id, expect=("pending",), status="processing"):
         key_auth = key_authorization(ch.token, acct.thumbprint)
-        srv.submit(lambda: run_validation(srv, authz, ch, key_auth))
-        ch = Challenge.from_row({**row, "status": "processing"})
-    return Reply(body=challenge_json(ch, ctx.urls), links=links,
-                 headers={"Retry-After": "1"})
+        fut = srv.submit(lambda: run_validation(srv, authz, ch, key_auth))
+        with contextlib.suppress(TimeoutError):
+            fut.result(timeout=srv.settings.validation_reply_wait)
+        ch = Challenge.from_row(srv.store.challenge(ch.id) or {**row, "status": "processing"})
+    headers = {"Retry-After": "1"} if ch.status == ChallengeStatus.PROCESSING else None
+    return Reply(body=challenge_json(ch, ctx.urls), links=links, headers=headers)
 
 
 def run_validation(srv: AcmeServer, authz: Authorization, ch: Challenge, key_auth: str) -> None:

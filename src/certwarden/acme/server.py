@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -40,6 +40,9 @@ class AcmeSettings:
     nonce_ttl_seconds: float = 300.0
     orders_page_size: int = 100
     validation_workers: int = 8
+    # The challenge POST waits this long for a quick validation so the reply can already say
+    # "valid" and the client skips most polling; slower validations carry on in background.
+    validation_reply_wait: float = 1.0
     # Generous defaults (a busy internal client, a load test) that still stop a runaway loop.
     ip_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=500.0,
                                                                          burst=1000))
@@ -116,12 +119,13 @@ class AcmeServer:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
 
-    def submit(self, fn: Callable[[], None]) -> None:
+    def submit(self, fn: Callable[[], None]) -> Future[None]:
         """Run ``fn`` on the validation pool (challenge validation is asynchronous, §7.5.1)."""
         fut = self._pool.submit(fn)
         with self._pending_lock:
             self._pending.add(fut)
         fut.add_done_callback(self._forget)
+        return fut
 
     def _forget(self, fut: Any) -> None:
         with self._pending_lock:
