@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' CA and DNS server (acme_support)
 
 import httpx  # noqa: E402
-from acme_support import DnsZone, MiniCA, free_port  # noqa: E402
 
+from acme_support import DnsZone, MiniCA, free_port  # noqa: E402
 from certwarden.acme.client import AcmeClient, AcmeClientError  # noqa: E402
 
 
