@@ -273,3 +273,48 @@ async def test_orders_survive_a_restart(tmp_path: Path) -> None:
             env2.publish_http01(ch["token"], c2.key_authorization(ch["token"]), "")
             await c2.post(ch["url"], {})
             assert (await c2.poll(order.location, until=("ready",))).body["status"] == "ready"
+
+
+async def test_orders_list_pages_with_link_next(tmp_path: Path) -> None:
+    with AcmeEnv(db_url=f"sqlite:///{tmp_path / 'p.db'}",
+                 settings_overrides={"orders_page_size": 2}).running() as env:
+        async with env.http_client() as http:
+            c = env.acme_client(http)
+            await c.register()
+            made = [(await c.new_order([f"pg{i}.internal"])).location for i in range(5)]
+            url: str | None = (await c.get(c.kid or "")).body["orders"]
+            seen: list[str] = []
+            while url:
+                page = await c.get(url)
+                seen += page.body["orders"]
+                nxt = [p.split(";")[0].strip(" <>") for p in page.headers["link"].split(",")
+                       if 'rel="next"' in p]
+                url = nxt[0] if nxt else None
+            assert seen == made
+
+
+async def test_deactivated_authorization_fails_its_order(env: AcmeEnv,
+                                                         client: AcmeClient) -> None:
+    order = await client.new_order(["deact.internal"])
+    authz_url = order.body["authorizations"][0]
+    r = await client.post(authz_url, {"status": "deactivated"})
+    assert r.body["status"] == "deactivated"
+    assert (await client.get(order.location)).body["status"] == "invalid"
+    with pytest.raises(AcmeClientError) as err:
+        await client.post(authz_url, {"status": "valid"})
+    assert err.value.type == "malformed"
+
+
+async def test_expired_order_turns_invalid(tmp_path: Path) -> None:
+    import datetime as dt
+
+    with AcmeEnv(db_url=f"sqlite:///{tmp_path / 'x.db'}", settings_overrides={
+            "order_lifetime": dt.timedelta(seconds=1)}).running() as env:
+        async with env.http_client() as http:
+            c = env.acme_client(http)
+            await c.register()
+            order = await c.new_order(["exp.internal"])
+            await asyncio.sleep(1.2)
+            final = await c.get(order.location)
+            assert final.body["status"] == "invalid"
+            assert "expired" in final.body["error"]["detail"]
