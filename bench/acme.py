@@ -114,7 +114,7 @@ async def drive(directory: str, root_pem: Path, *, seconds: float, concurrency: 
                     tally.latencies.append(time.perf_counter() - t0)
                 except (AcmeClientError, httpx.HTTPError) as exc:
                     tally.failed += 1
-                    key = str(exc)[:90]
+                    key = (str(exc) or repr(exc))[:90]
                     tally.errors[key] = tally.errors.get(key, 0) + 1
 
         t0 = time.perf_counter()
@@ -209,7 +209,7 @@ async def main_async(args: argparse.Namespace) -> int:
                 p.terminate()
                 p.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
-    if rates.get("pebble"):
+    if rates.get("pebble") and "certwarden" in rates:
         print(f"ratio certwarden/pebble = {rates.get('certwarden', 0) / rates['pebble']:.2f}x "
               f"(goal >= 2x), concurrency {args.concurrency}, {args.seconds:.0f}s each")
     return 0
