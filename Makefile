@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the peer tests use: real peers, never fakes.
 DEB_PACKAGES := openssl softhsm2 tshark postgresql certbot lego dehydrated uacme caddy \
-                chromium faketime iproute2
+                chromium faketime iproute2 nmap pebble wrk openjdk-17-jre-headless
 
 .PHONY: demo test venv deb lint typecheck bench clean
 
@@ -31,7 +31,7 @@ deb:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/certwarden demo
+	$(BIN)/certwarden inspect --password changeit src/certwarden/samples
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

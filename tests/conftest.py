@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,12 +45,12 @@ def openssl() -> str:
 
 
 @pytest.fixture
-def db_urls(tmp_path: Path) -> Iterator[list[str]]:
+def db_urls(tmp_path: Path) -> list[str]:
     """SQLite always; PostgreSQL too when tests/with-postgres.sh started one."""
     urls = [f"sqlite:///{tmp_path / 'inventory.db'}"]
     pg = os.environ.get("CERTWARDEN_TEST_POSTGRES_URL")
     if pg:
         urls.append(pg)
     elif IN_CI:
-        pytest.fail("CI=true but no PostgreSQL (tests/with-postgres.sh sets CERTWARDEN_TEST_POSTGRES_URL)")
-    yield urls
+        pytest.fail("CI=true but no PostgreSQL: run through tests/with-postgres.sh")
+    return urls

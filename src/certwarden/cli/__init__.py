@@ -61,6 +61,7 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 # An explicit registry: each verb's module lists its commands in ``COMMANDS``; no import magic.
 COMMAND_MODULES = (
     "certwarden.cli.inspect",
+    "certwarden.cli.create",
     "certwarden.cli.acme",
 )
 

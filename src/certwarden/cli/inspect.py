@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from certwarden.discovery.tls_fetch import fetch_chain, split_target
-from certwarden.errors import CertwardenError, ParseError
+from certwarden.errors import CertwardenError, ParseError, PasswordError
 from certwarden.x509 import Certificate, Parsed, iter_sources, parse_bytes
 
 password_option = click.option(
@@ -43,6 +44,10 @@ def _load(source: str, password: bytes | None, sni: str | None, timeout: float,
     return list(iter_sources([source], password=password))
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
 def _tls_format() -> Any:
     from certwarden.x509 import Format
 
@@ -63,14 +68,19 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
     pw = password.encode() if password is not None else None
     results: list[Parsed | CertwardenError] = []
     for source in sources:
-        results.extend(_load(source, pw, sni, timeout))
+        loaded = _load(source, pw, sni, timeout)
+        if pw is None and _interactive() and any(isinstance(r, PasswordError) for r in loaded):
+            # A protected keystore and a human at the terminal: ask once, then retry.
+            pw = click.prompt(f"password for {source}", hide_input=True).encode()
+            loaded = _load(source, pw, sni, timeout)
+        results.extend(loaded)
     parsed = [r for r in results if isinstance(r, Parsed)]
     errors = [r for r in results if isinstance(r, CertwardenError)]
     if not parsed and errors:
         if len(errors) == 1:
             raise errors[0]
         raise ParseError(f"{len(errors)} sources", f"no certificate read; first: {errors[0]}")
-    verdicts = _verify(parsed, trust) if trust else {}
+    verdicts = _verify(parsed, trust, sni) if trust else {}
     if as_json:
         _print_json(parsed, verdicts)
     else:
@@ -79,7 +89,8 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
         click.echo(f"certwarden: skipped: {err}", err=True)
 
 
-def _verify(parsed: list[Parsed], trust: str) -> dict[tuple[str, int], list[str]]:
+def _verify(parsed: list[Parsed], trust: str, sni: str | None,
+            ) -> dict[tuple[str, int], list[str]]:
     from certwarden.x509.verify import TrustStore, verify_chain
 
     store = TrustStore.load(trust)
@@ -90,7 +101,8 @@ def _verify(parsed: list[Parsed], trust: str) -> dict[tuple[str, int], list[str]
             continue
         hostname = None
         if p.source.startswith("tls://"):
-            hostname = split_target(p.source[6:])[0]
+            # The name a client checks is the one it asked for: the SNI, else the host.
+            hostname = sni or split_target(p.source[6:])[0]
         result = verify_chain(p.certificates[0], p.certificates[1:], store, hostname=hostname,
                               at=now)
         out[(p.source, 0)] = [str(x) for x in result.problems] or ["ok"]

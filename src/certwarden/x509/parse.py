@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import sys
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -99,32 +100,32 @@ def parse_bytes(data: bytes, *, source: str = "<bytes>", password: bytes | None 
 def _pem(data: bytes, source: str, password: bytes | None) -> Parsed:
     certs: list[Certificate] = []
     keys: list[KeyInfo] = []
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []  # (which block, why it was skipped)
     for n, m in enumerate(_PEM_BLOCK.finditer(data), start=1):
         label = m.group(1).decode()
-        body = m.group(2)
         where = f"{source} (PEM block {n}, {label})"
-        if label in ("CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"):
-            der = _b64(body, where)
-            if label == "TRUSTED CERTIFICATE":
-                # OpenSSL's trusted form appends trust settings after the certificate.
-                der = der[: _der_length(der, where)]
-            try:
+        try:
+            if label in ("CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"):
+                der = _b64(m.group(2), where)
+                if label == "TRUSTED CERTIFICATE":
+                    # OpenSSL's trusted form appends trust settings after the certificate.
+                    der = der[: _der_length(der, where)]
                 certs.append(Certificate.from_der(der, source=where))
-            except ParseError as exc:
-                problems.append(str(exc))
-        elif label in ("PKCS7", "CMS"):
-            certs.extend(_pkcs7_der(_b64(body, where), where))
-        elif label.endswith("PRIVATE KEY"):
-            keys.append(_key_info(m.group(0), label, password))
+            elif label in ("PKCS7", "CMS"):
+                certs.extend(_pkcs7_der(_b64(m.group(2), where), where))
+            elif label.endswith("PRIVATE KEY"):
+                keys.append(_key_info(m.group(0), label, password))
+        except ParseError as exc:
+            problems.append((f"PEM block {n}", exc.reason))
     if not certs:
         if problems:
-            raise ParseError(source, problems[0].split(": ", 1)[-1])
+            block, reason = problems[0]
+            raise ParseError(source, f"{block}: {reason}")
         if keys:
             return Parsed(source=source, format=Format.PEM, certificates=(), keys=tuple(keys))
         raise ParseError(source, "PEM without a certificate block (or a truncated one)")
     return Parsed(source=source, format=Format.PEM, certificates=tuple(certs), keys=tuple(keys),
-                  problems=tuple(problems))
+                  problems=tuple(f"{block}: {reason}" for block, reason in problems))
 
 
 def _b64(body: bytes, where: str) -> bytes:
@@ -176,7 +177,11 @@ def _looks_like_pfx(data: bytes) -> bool:
 
 def _pkcs7_der(der: bytes, where: str) -> list[Certificate]:
     try:
-        loaded = pkcs7.load_der_pkcs7_certificates(der)
+        with warnings.catch_warnings():
+            # openssl crl2pkcs7 writes its SET OF unsorted (BER, not DER); cryptography reads it
+            # and warns. Reading what the most common tool writes is the point here.
+            warnings.simplefilter("ignore", UserWarning)
+            loaded = pkcs7.load_der_pkcs7_certificates(der)
     except (ValueError, TypeError) as exc:
         raise ParseError(where, f"unreadable PKCS#7 ({exc})") from None
     return [_from_crypto(c, where) for c in loaded]
@@ -226,14 +231,15 @@ def _keystore(data: bytes, source: str, password: bytes | None, fmt: Format) -> 
     except (jks.util.BadKeystoreFormatException, jks.util.UnexpectedJavaTypeException,
             jks.util.UnexpectedAlgorithmException, ValueError, IndexError, EOFError) as exc:
         raise ParseError(source, f"unreadable {fmt.value.upper()} ({_one_line(exc)})") from None
-    except Exception as exc:  # noqa: BLE001 - pyjks raises bare struct/jks errors on junk
+    except Exception as exc:
         raise ParseError(source, f"unreadable {fmt.value.upper()} ({_one_line(exc)})") from None
     certs: list[Certificate] = []
     keys: list[KeyInfo] = []
     for alias, entry in sorted(store.certs.items()):
         certs.append(Certificate.from_der(entry.cert, source=f"{source}#{alias}"))
     for alias, entry in sorted(store.private_keys.items()):
-        certs.extend(Certificate.from_der(c[1], source=f"{source}#{alias}") for c in entry.cert_chain)
+        certs.extend(Certificate.from_der(der, source=f"{source}#{alias}")
+                     for _type, der in entry.cert_chain)
         keys.append(KeyInfo(encrypted=True, spki_sha256=None, key_type=None))
     if not certs:
         raise ParseError(source, f"{fmt.value.upper()} holds no certificate")
@@ -250,7 +256,7 @@ def _key_info(pem_block: bytes, label: str, password: bytes | None) -> KeyInfo:
         return KeyInfo(encrypted=True, spki_sha256=None, key_type=None)
     try:
         key = serialization.load_pem_private_key(pem_block, password=None)
-    except (ValueError, TypeError, Exception):  # noqa: BLE001 - any unreadable key is "unknown"
+    except (ValueError, TypeError, Exception):
         return KeyInfo(encrypted=False, spki_sha256=None, key_type=None)
     spki = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

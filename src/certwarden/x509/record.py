@@ -16,15 +16,17 @@ import ipaddress
 import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from certwarden.errors import ParseError
+from certwarden.x509.der import name_atoms, tbs_of, tbs_parts
 
 
 class Kind(StrEnum):
@@ -41,6 +43,7 @@ class KeyType(StrEnum):
     ED25519 = "ed25519"
     ED448 = "ed448"
     DSA = "dsa"
+    ML_DSA = "ml-dsa"  # FIPS 204; ``curve`` names the parameter set
     UNKNOWN = "unknown"
 
 
@@ -81,9 +84,15 @@ class Extension:
     critical: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)
 class Certificate:
-    """One certificate. Equality and hashing are by SHA-256 of the DER."""
+    """One certificate. Equality and hashing are by SHA-256 of the DER.
+
+    What every consumer needs (fingerprints, validity, serial, ``kind``) is computed when the
+    record is built; names, SANs and extensions are decoded on first use and then kept
+    (``cached_property``): parsing a million certificates should not pay for rendering a
+    million distinguished names nobody reads. Build with ``Certificate.from_der``.
+    """
 
     der: bytes = field(repr=False)
     sha256: str  # hex, lowercase
@@ -91,30 +100,109 @@ class Certificate:
     spki_sha256: str  # base64 of SHA-256 over SubjectPublicKeyInfo (HPKP / pinning form)
     serial: int
     version: int  # 1 or 3 (as humans count)
-    subject: str  # RFC 4514
-    issuer: str
-    subject_cn: str | None
-    sans: SubjectAltNames
     not_before: dt.datetime  # aware UTC
     not_after: dt.datetime
-    key: PublicKeyInfo
     signature_algorithm: str  # e.g. "sha256WithRSAEncryption", "ecdsa-with-SHA256"
-    signature_hash: str | None  # "sha256", "sha1", "md5" ... None for Ed25519 or unknown
-    basic_constraints: BasicConstraints | None
-    key_usage: tuple[str, ...]
-    extended_key_usage: tuple[str, ...]
-    subject_key_id: str | None  # hex
-    authority_key_id: str | None
-    extensions: tuple[Extension, ...]
     kind: Kind
     self_issued: bool  # subject == issuer (RFC 5280 §3.2), whatever the signature says
-    problems: tuple[str, ...] = ()  # what could not be parsed; the rest is still right
+    load_problems: tuple[str, ...] = ()
+    _x: Any = field(repr=False, default=None)  # cryptography's object: private, never returned
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Certificate) and other.sha256 == self.sha256
 
     def __hash__(self) -> int:
         return hash(self.sha256)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Certificate.from_der, (self.der,))
+
+    # --- decoded on first use ----------------------------------------------------------
+
+    @cached_property
+    def _names(self) -> tuple[str, str, str | None, tuple[str, ...]]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                subject_name, issuer_name = self._x.subject, self._x.issuer
+                subject, issuer = subject_name.rfc4514_string(), issuer_name.rfc4514_string()
+                cn_attrs = subject_name.get_attributes_for_oid(NameOID.COMMON_NAME)
+            except ValueError as exc:
+                return "", "", None, (f"unreadable name: {_reason(exc)}",)
+        cn = cn_attrs[0].value if cn_attrs else None
+        return subject, issuer, cn if isinstance(cn, str) else None, _warned(caught)
+
+    @property
+    def subject(self) -> str:  # RFC 4514
+        return self._names[0]
+
+    @property
+    def issuer(self) -> str:
+        return self._names[1]
+
+    @property
+    def subject_cn(self) -> str | None:
+        return self._names[2]
+
+    @cached_property
+    def _ext(self) -> _Ext:
+        problems: list[str] = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = _extensions(self._x, problems)
+        out.problems = tuple(problems) + _warned(caught)
+        return out
+
+    @property
+    def sans(self) -> SubjectAltNames:
+        return self._ext.sans
+
+    @property
+    def basic_constraints(self) -> BasicConstraints | None:
+        return self._ext.basic_constraints
+
+    @property
+    def key_usage(self) -> tuple[str, ...]:
+        return self._ext.key_usage
+
+    @property
+    def extended_key_usage(self) -> tuple[str, ...]:
+        return self._ext.eku
+
+    @property
+    def subject_key_id(self) -> str | None:  # hex
+        return self._ext.ski
+
+    @property
+    def authority_key_id(self) -> str | None:
+        return self._ext.aki
+
+    @property
+    def extensions(self) -> tuple[Extension, ...]:
+        return self._ext.extensions
+
+    @cached_property
+    def key(self) -> PublicKeyInfo:
+        try:
+            return _key_info(self._x.public_key())
+        except (ValueError, UnsupportedAlgorithm):
+            return PublicKeyInfo(type=KeyType.UNKNOWN, bits=0)
+
+    @cached_property
+    def signature_hash(self) -> str | None:
+        """"sha256", "sha1", "md5" ...; None for Ed25519/ML-DSA or an unsupported hash."""
+        try:
+            h = self._x.signature_hash_algorithm
+        except UnsupportedAlgorithm:
+            return _LEGACY_SIG_HASH.get(self.signature_algorithm)
+        return None if h is None else _HASH_NAMES.get(h.name, h.name)
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """What could not be parsed or breaks RFC 5280 at the encoding level; the rest is right."""
+        return tuple(dict.fromkeys(self.load_problems + self._names[3] + self._ext.problems))
+
+    # --- derived ------------------------------------------------------------------------
 
     @property
     def is_ca(self) -> bool:
@@ -145,7 +233,7 @@ class Certificate:
             "sha256": self.sha256,
             "sha1": self.sha1,
             "spki_sha256": self.spki_sha256,
-            "serial": format(self.serial, "x") if self.serial >= 0 else "-" + format(-self.serial, "x"),
+            "serial": serial_hex(self.serial),
             "version": self.version,
             "subject": self.subject,
             "issuer": self.issuer,
@@ -170,19 +258,28 @@ class Certificate:
     @classmethod
     def from_der(cls, der: bytes, *, source: str = "<bytes>") -> Certificate:
         """Parse one DER certificate. Raises ``ParseError`` naming ``source`` and the reason."""
+        der = bytes(der)
         with warnings.catch_warnings(record=True) as caught:
-            # cryptography warns (negative serial, over-long name attribute) where RFC 5280 is
-            # broken; those facts belong in ``problems``, not on the user's stderr.
+            # cryptography warns (negative serial ...) where RFC 5280 is broken; those facts
+            # belong in ``problems``, not on the user's stderr.
             warnings.simplefilter("always")
             try:
                 cert = cx509.load_der_x509_certificate(der)
+                record = _build(cert, der)
             except (ValueError, TypeError) as exc:
                 raise ParseError(source, f"not a valid DER certificate ({_reason(exc)})") from None
-            record = _build(cert, bytes(der), source)
         if caught:
-            extra = tuple(dict.fromkeys(" ".join(str(w.message).split())[:160] for w in caught))
-            record = dataclasses.replace(record, problems=record.problems + extra)
+            record = dataclasses.replace(record, load_problems=_warned(caught), _x=record._x)
         return record
+
+
+def _warned(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(" ".join(str(w.message).split())[:160] for w in caught))
+
+
+def serial_hex(serial: int) -> str:
+    """Lowercase hex as tools print it; a (non-conforming) negative serial keeps its sign."""
+    return format(serial, "x") if serial >= 0 else "-" + format(-serial, "x")
 
 
 def _iso(when: dt.datetime) -> str:
@@ -198,69 +295,59 @@ _HASH_NAMES = {"md5": "md5", "sha1": "sha1", "sha224": "sha224", "sha256": "sha2
                "sha384": "sha384", "sha512": "sha512"}
 
 
-def _build(cert: cx509.Certificate, der: bytes, source: str) -> Certificate:
-    problems: list[str] = []
-    try:
-        spki = cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        pub: Any = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
-        pub, spki = None, b""
-        problems.append(f"public key: {_reason(exc)}")
-    try:
-        subject_name, issuer_name = cert.subject, cert.issuer
-        subject = subject_name.rfc4514_string()
-        issuer = issuer_name.rfc4514_string()
-    except ValueError as exc:
-        raise ParseError(source, f"unreadable name ({_reason(exc)})") from None
-    cn_attrs = subject_name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    cn_value = cn_attrs[0].value if cn_attrs else None
-    subject_cn = cn_value if isinstance(cn_value, str) else None
+# Signature algorithms whose hash cryptography will not name (it refuses MD2/MD4).
+_LEGACY_SIG_HASH = {"md2WithRSAEncryption": "md2", "md4WithRSAEncryption": "md4",
+                    "1.2.840.113549.1.1.2": "md2", "1.2.840.113549.1.1.3": "md4"}
 
-    sig_oid = cert.signature_algorithm_oid
-    sig_name: str = getattr(sig_oid, "_name", None) or sig_oid.dotted_string
-    if sig_name == "Unknown OID":
-        sig_name = sig_oid.dotted_string
-    try:
-        h = cert.signature_hash_algorithm
-        sig_hash = _HASH_NAMES.get(h.name, h.name) if h is not None else None
-    except UnsupportedAlgorithm:
-        sig_hash = None
-        problems.append(f"signature hash not supported: {sig_name}")
 
-    ext_info = _extensions(cert, problems)
-    self_issued = subject_name == issuer_name
+def _build(cert: cx509.Certificate, der: bytes) -> Certificate:
+    digest = hashlib.sha256(der).digest()
+    tbs = tbs_of(der)
+    parts = tbs_parts(tbs)
+    self_issued = parts.subject == parts.issuer or (
+        # Same length but different bytes: maybe only the string types differ.
+        len(parts.subject) == len(parts.issuer)
+        and name_atoms(parts.subject) == name_atoms(parts.issuer))
     kind = Kind.ISSUED
     if self_issued:
-        kind = Kind.SELF_SIGNED if _signed_by_own_key(cert, pub) else Kind.SELF_ISSUED
-
-    version = 1 if cert.version == cx509.Version.v1 else 3
+        verified = _SELF_SIGNED_CACHE.get(digest)
+        if verified is None:
+            try:
+                pub: Any = cert.public_key()
+            except (ValueError, UnsupportedAlgorithm):
+                pub = None
+            verified = pub is not None and signature_verifies(cert, pub, issuer=cert, tbs=tbs)
+            if len(_SELF_SIGNED_CACHE) >= _SELF_SIGNED_CACHE_MAX:
+                _SELF_SIGNED_CACHE.clear()
+            _SELF_SIGNED_CACHE[digest] = verified
+        kind = Kind.SELF_SIGNED if verified else Kind.SELF_ISSUED
+    sig_oid = cert.signature_algorithm_oid
+    sig_name = _SIG_NAMES.get(sig_oid.dotted_string)
+    if sig_name is None:
+        sig_name = _oid_name(sig_oid)
+        _SIG_NAMES[sig_oid.dotted_string] = sig_name
     return Certificate(
         der=der,
-        sha256=hashlib.sha256(der).hexdigest(),
+        sha256=digest.hex(),
         sha1=hashlib.sha1(der, usedforsecurity=False).hexdigest(),
-        spki_sha256=base64.b64encode(hashlib.sha256(spki).digest()).decode() if spki else "",
+        spki_sha256=base64.b64encode(hashlib.sha256(parts.spki).digest()).decode(),
         serial=cert.serial_number,
-        version=version,
-        subject=subject,
-        issuer=issuer,
-        subject_cn=subject_cn,
-        sans=ext_info.sans,
+        version=1 if cert.version == cx509.Version.v1 else 3,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        key=_key_info(pub),
         signature_algorithm=sig_name,
-        signature_hash=sig_hash,
-        basic_constraints=ext_info.basic_constraints,
-        key_usage=ext_info.key_usage,
-        extended_key_usage=ext_info.eku,
-        subject_key_id=ext_info.ski,
-        authority_key_id=ext_info.aki,
-        extensions=ext_info.extensions,
         kind=kind,
         self_issued=self_issued,
-        problems=tuple(problems),
+        _x=cert,
     )
+
+
+# A signature check costs 20-100 us; the same certificate is seen again and again (rescans,
+# every session of a capture), and the verdict depends only on the DER. Bounded: cleared
+# when full rather than grown.
+_SELF_SIGNED_CACHE: dict[bytes, bool] = {}
+_SELF_SIGNED_CACHE_MAX = 65_536
+_SIG_NAMES: dict[str, str] = {}  # OID -> name; a handful of entries, bounded by the OID registry
 
 
 def _key_info(pub: Any) -> PublicKeyInfo:
@@ -274,21 +361,29 @@ def _key_info(pub: Any) -> PublicKeyInfo:
         return PublicKeyInfo(type=KeyType.ED448, bits=456)
     if isinstance(pub, dsa.DSAPublicKey):
         return PublicKeyInfo(type=KeyType.DSA, bits=pub.key_size)
+    name = type(pub).__name__  # MLDSA65PublicKey ...
+    if name.startswith("MLDSA"):
+        return PublicKeyInfo(type=KeyType.ML_DSA, bits=0, curve=f"ML-DSA-{name[5:7]}")
     return PublicKeyInfo(type=KeyType.UNKNOWN, bits=0)
 
 
-def _signed_by_own_key(cert: cx509.Certificate, pub: Any) -> bool:
-    """True when the certificate's own public key verifies its signature.
+def signature_verifies(cert: cx509.Certificate, pub: Any, *, issuer: cx509.Certificate,
+                       tbs: bytes | None = None) -> bool:
+    """True when ``pub`` (the key of ``issuer``) verifies ``cert``'s signature.
 
-    cryptography's ``verify_directly_issued_by`` refuses SHA-1 and MD5; self-signed roots of
-    that age are exactly the ones we must recognise, so verify with the key directly.
+    cryptography's ``verify_directly_issued_by`` refuses SHA-1 and MD5; roots and appliances of
+    that age are exactly the ones we must recognise, so the classic algorithms are verified
+    with the key directly. Newer ones (ML-DSA ...) go through cryptography's own check.
     """
-    if pub is None:
-        return False
-    sig, tbs = cert.signature, cert.tbs_certificate_bytes
+    sig = cert.signature
+    if tbs is None:
+        tbs = cert.tbs_certificate_bytes
     try:
         if isinstance(pub, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             pub.verify(sig, tbs)
+            return True
+        if not isinstance(pub, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
+            cert.verify_directly_issued_by(issuer)
             return True
         h = cert.signature_hash_algorithm
         if h is None:
@@ -299,10 +394,8 @@ def _signed_by_own_key(cert: cx509.Certificate, pub: Any) -> bool:
             pub.verify(sig, tbs, pad, h)
         elif isinstance(pub, ec.EllipticCurvePublicKey):
             pub.verify(sig, tbs, ec.ECDSA(h))
-        elif isinstance(pub, dsa.DSAPublicKey):
-            pub.verify(sig, tbs, h)
         else:
-            return False
+            pub.verify(sig, tbs, h)
     except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
         # A key/signature-algorithm mismatch (an RSA key under an ECDSA OID) is "not verified".
         return False
@@ -311,6 +404,7 @@ def _signed_by_own_key(cert: cx509.Certificate, pub: Any) -> bool:
 
 @dataclass(slots=True)
 class _Ext:
+    problems: tuple[str, ...] = ()
     sans: SubjectAltNames = field(default_factory=SubjectAltNames)
     basic_constraints: BasicConstraints | None = None
     key_usage: tuple[str, ...] = ()
@@ -328,7 +422,7 @@ def _extensions(cert: cx509.Certificate, problems: list[str]) -> _Ext:
     out = _Ext()
     try:
         exts = cert.extensions
-    except ValueError as exc:
+    except Exception as exc:
         # Duplicate or malformed extensions: keep everything else, say what went wrong.
         problems.append(f"extensions: {_reason(exc)}")
         return out
@@ -340,19 +434,18 @@ def _extensions(cert: cx509.Certificate, problems: list[str]) -> _Ext:
                                 name=oid.dotted_string if name == "Unknown OID" else name,
                                 critical=ext.critical))
         value = ext.value
-        if oid == ExtensionOID.SUBJECT_ALTERNATIVE_NAME and isinstance(value, cx509.SubjectAlternativeName):
+        if isinstance(value, cx509.SubjectAlternativeName):
             out.sans = _sans(value)
-        elif oid == ExtensionOID.BASIC_CONSTRAINTS and isinstance(value, cx509.BasicConstraints):
+        elif isinstance(value, cx509.BasicConstraints):
             out.basic_constraints = BasicConstraints(ca=value.ca, path_length=value.path_length,
                                                      critical=ext.critical)
-        elif oid == ExtensionOID.KEY_USAGE and isinstance(value, cx509.KeyUsage):
+        elif isinstance(value, cx509.KeyUsage):
             out.key_usage = _key_usage(value)
-        elif oid == ExtensionOID.EXTENDED_KEY_USAGE and isinstance(value, cx509.ExtendedKeyUsage):
+        elif isinstance(value, cx509.ExtendedKeyUsage):
             out.eku = tuple(_oid_name(o) for o in value)
-        elif oid == ExtensionOID.SUBJECT_KEY_IDENTIFIER and isinstance(value, cx509.SubjectKeyIdentifier):
+        elif isinstance(value, cx509.SubjectKeyIdentifier):
             out.ski = value.digest.hex()
-        elif (oid == ExtensionOID.AUTHORITY_KEY_IDENTIFIER
-              and isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier):
+        elif isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier:
             out.aki = value.key_identifier.hex()
     out.extensions = tuple(listed)
     return out

@@ -1,0 +1,266 @@
+"""Making certificates with safe defaults: self-signed, a local development CA (like mkcert),
+leaves from it, and CSRs.
+
+Defaults: ECDSA P-256, SANs always (IP literals become IP SANs), CA:FALSE with KU/EKU on
+leaves, SKI/AKI, 90 days for development certificates, private keys written mode 0600.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from certwarden.errors import ParseError, UsageError
+from certwarden.x509.record import Certificate
+
+DEV_VALIDITY_DAYS = 90
+DEV_CA_VALIDITY_DAYS = 10 * 365  # a dev CA outlives its leaves; still far from "never"
+# Backdating absorbs small clock skew between the machine that issues and the one that checks.
+BACKDATE = dt.timedelta(minutes=5)
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
+class KeyAlgorithm(StrEnum):
+    EC_P256 = "ec-p256"
+    EC_P384 = "ec-p384"
+    RSA_2048 = "rsa-2048"
+    RSA_3072 = "rsa-3072"
+    RSA_4096 = "rsa-4096"
+    ED25519 = "ed25519"
+
+
+def generate_key(algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> PrivateKey:
+    if algorithm is KeyAlgorithm.EC_P256:
+        return ec.generate_private_key(ec.SECP256R1())
+    if algorithm is KeyAlgorithm.EC_P384:
+        return ec.generate_private_key(ec.SECP384R1())
+    if algorithm is KeyAlgorithm.ED25519:
+        return ed25519.Ed25519PrivateKey.generate()
+    bits = int(algorithm.value.split("-")[1])
+    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
+
+
+def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return None
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
+        return hashes.SHA384()
+    return hashes.SHA256()
+
+
+def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
+    """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
+    enc: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase) if passphrase
+        else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A certificate just made, with its key (kept in memory only until written)."""
+
+    certificate: Certificate
+    key: PrivateKey
+
+    def key_pem(self, passphrase: bytes | None = None) -> bytes:
+        return key_pem(self.key, passphrase)
+
+    def __repr__(self) -> str:  # never show key material
+        return f"Issued(certificate={self.certificate.subject!r}, key=<hidden>)"
+
+
+def split_names(names: Sequence[str]) -> tuple[list[cx509.GeneralName], str]:
+    """SAN entries for ``names`` (IP literals as IP SANs) and the CN to use."""
+    if not names:
+        raise UsageError("at least one name (DNS name or IP address) is required")
+    sans: list[cx509.GeneralName] = []
+    for name in names:
+        try:
+            sans.append(cx509.IPAddress(ipaddress.ip_address(name.strip("[]"))))
+            continue
+        except ValueError:
+            pass
+        if not _valid_dns(name):
+            raise UsageError(f"not a DNS name or IP address: {name!r}")
+        sans.append(cx509.DNSName(name.lower()))
+    return sans, names[0]
+
+
+def _valid_dns(name: str) -> bool:
+    if not name or len(name) > 253 or name.startswith(".") or ".." in name:
+        return False
+    labels = name.rstrip(".").split(".")
+    for i, label in enumerate(labels):
+        if label == "*" and i == 0 and len(labels) > 2:
+            continue
+        if not label or len(label) > 63 or label[0] == "-" or label[-1] == "-":
+            return False
+        if not all(c.isalnum() or c in "-_" for c in label) or not label.isascii():
+            return False
+    return True
+
+
+def _name(cn: str, org: str | None = None) -> cx509.Name:
+    attrs = [cx509.NameAttribute(NameOID.COMMON_NAME, cn[:64])]
+    if org:
+        attrs.append(cx509.NameAttribute(NameOID.ORGANIZATION_NAME, org[:64]))
+    return cx509.Name(attrs)
+
+
+def _serial() -> int:
+    # 128 random bits, top bit cleared so the DER INTEGER stays positive within 16 octets.
+    return secrets.randbits(127) | 1
+
+
+def _window(days: int, now: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+    if days <= 0:
+        raise UsageError(f"validity must be at least one day, not {days}")
+    start = (now or dt.datetime.now(dt.UTC)) - BACKDATE
+    return start, start + BACKDATE + dt.timedelta(days=days)
+
+
+def _leaf_extensions(builder: cx509.CertificateBuilder, key: PrivateKey,
+                     sans: list[cx509.GeneralName], *, client: bool) -> cx509.CertificateBuilder:
+    eku = [ExtendedKeyUsageOID.SERVER_AUTH] + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    is_rsa = isinstance(key, rsa.RSAPrivateKey)
+    return (builder
+            .add_extension(cx509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(cx509.KeyUsage(digital_signature=True, content_commitment=False,
+                                          key_encipherment=is_rsa, data_encipherment=False,
+                                          key_agreement=False, key_cert_sign=False,
+                                          crl_sign=False, encipher_only=False,
+                                          decipher_only=False), critical=True)
+            .add_extension(cx509.ExtendedKeyUsage(eku), critical=False)
+            .add_extension(cx509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(cx509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False))
+
+
+def self_signed(names: Sequence[str], *, days: int = DEV_VALIDITY_DAYS,
+                algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+                now: dt.datetime | None = None) -> Issued:
+    """A self-signed leaf (for a lab; certwarden will still flag it when it is served)."""
+    sans, cn = split_names(names)
+    key = generate_key(algorithm)
+    start, end = _window(days, now)
+    name = _name(cn)
+    builder = (cx509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(_serial())
+               .not_valid_before(start).not_valid_after(end))
+    builder = _leaf_extensions(builder, key, sans, client=False).add_extension(
+        cx509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+    cert = builder.sign(key, _hash_for(key))
+    return Issued(_record(cert), key)
+
+
+def dev_ca(common_name: str = "certwarden development CA", *,
+           days: int = DEV_CA_VALIDITY_DAYS, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+           now: dt.datetime | None = None) -> Issued:
+    key = generate_key(algorithm)
+    start, end = _window(days, now)
+    name = _name(common_name, "certwarden development")
+    cert = (cx509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(_serial())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(cx509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(cx509.KeyUsage(digital_signature=True, content_commitment=False,
+                                          key_encipherment=False, data_encipherment=False,
+                                          key_agreement=False, key_cert_sign=True,
+                                          crl_sign=True, encipher_only=False,
+                                          decipher_only=False), critical=True)
+            .add_extension(cx509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                           critical=False)
+            .sign(key, _hash_for(key)))
+    return Issued(_record(cert), key)
+
+
+def leaf(ca: Issued, names: Sequence[str], *, days: int = DEV_VALIDITY_DAYS,
+         algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256, client: bool = False,
+         now: dt.datetime | None = None) -> Issued:
+    """A leaf signed by ``ca``; never outlives the CA."""
+    sans, cn = split_names(names)
+    key = generate_key(algorithm)
+    start, end = _window(days, now)
+    end = min(end, ca.certificate.not_after)
+    ca_cert = cx509.load_der_x509_certificate(ca.certificate.der)
+    builder = (cx509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
+               .public_key(key.public_key()).serial_number(_serial())
+               .not_valid_before(start).not_valid_after(end))
+    builder = _leaf_extensions(builder, key, sans, client=client).add_extension(
+        cx509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
+    cert = builder.sign(ca.key, _hash_for(ca.key))
+    return Issued(_record(cert), key)
+
+
+def csr(names: Sequence[str], *, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
+        ) -> tuple[bytes, PrivateKey]:
+    """A PEM CSR with the names as SANs (and the first as CN), and its new key."""
+    sans, cn = split_names(names)
+    key = generate_key(algorithm)
+    req = (cx509.CertificateSigningRequestBuilder().subject_name(_name(cn))
+           .add_extension(cx509.SubjectAlternativeName(sans), critical=False)
+           .sign(key, _hash_for(key)))
+    return req.public_bytes(serialization.Encoding.PEM), key
+
+
+def _record(cert: cx509.Certificate) -> Certificate:
+    return Certificate.from_der(cert.public_bytes(serialization.Encoding.DER), source="created")
+
+
+# --- files -----------------------------------------------------------------------------
+
+def write_private(path: str | Path, data: bytes) -> None:
+    """Write key material: created 0600 from the first byte (no window at a wider mode)."""
+    p = Path(path)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: fix it
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def write_public(path: str | Path, data: bytes) -> None:
+    Path(path).write_bytes(data)
+
+
+def save_dev_ca(ca: Issued, directory: str | Path, passphrase: bytes | None = None) -> None:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    write_public(d / "ca.pem", ca.certificate.pem().encode())
+    write_private(d / "ca-key.pem", ca.key_pem(passphrase))
+
+
+def load_dev_ca(directory: str | Path, passphrase: bytes | None = None) -> Issued:
+    d = Path(directory)
+    try:
+        cert_pem = (d / "ca.pem").read_bytes()
+        key_pem = (d / "ca-key.pem").read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{d}: not a development CA directory ({exc.strerror})") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=passphrase)
+    except TypeError:
+        raise ParseError(str(d / "ca-key.pem"), "key is encrypted: give --passphrase") from None
+    except ValueError:
+        raise ParseError(str(d / "ca-key.pem"), "cannot decrypt or read the CA key") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+                      | ed25519.Ed25519PrivateKey):
+        raise ParseError(str(d / "ca-key.pem"), "unsupported CA key type")
+    from certwarden.x509.parse import parse_bytes
+
+    cert = parse_bytes(cert_pem, source=str(d / "ca.pem")).certificates[0]
+    return Issued(cert, key)
