@@ -327,3 +327,18 @@ async def test_external_account_binding(tmp_path: Path) -> None:
                 mac_key, second.key)}, use_jwk=True)
             assert err.type == "unauthorized"
             assert "already bound" in err.problem["detail"]
+
+
+async def test_wrong_methods_and_unknown_paths_are_problems(env: AcmeEnv) -> None:
+    async with env.http_client() as http:
+        get = await http.get("/acme/new-order")
+        assert get.status_code == 405
+        assert get.headers["allow"] == "POST"
+        assert get.headers["content-type"] == "application/problem+json"
+        assert get.headers["replay-nonce"]
+        missing = await http.post("/acme/nothing/here", content=b"{}")
+        assert missing.status_code == 404
+        assert missing.json()["type"] == "urn:ietf:params:acme:error:notFound"
+        bad_alt = await http.post("/acme/cert/x/notanumber", content=b"{}",
+                                  headers={"Content-Type": "application/jose+json"})
+        assert bad_alt.headers["content-type"] == "application/problem+json"

@@ -114,6 +114,17 @@ def acme_router(server: AcmeServer, *, prefix: str = "/acme",
 
         router.add_api_route(path, handle, methods=["POST"], include_in_schema=False)
 
+        async def not_post(request: Request) -> Response:
+            async def work(urls: Urls) -> Response:
+                raise AcmeProblem(ProblemType.MALFORMED, "this ACME resource takes POST "
+                                  "(POST-as-GET to read it, RFC 8555 §6.3)", status=405,
+                                  headers={"Allow": "POST"})
+
+            return await guarded(request, work)
+
+        router.add_api_route(path, not_post, methods=["GET", "HEAD", "PUT", "DELETE", "PATCH"],
+                             include_in_schema=False)
+
     @router.get("/directory")
     async def directory(request: Request) -> Response:
         async def work(urls: Urls) -> Response:
@@ -154,4 +165,13 @@ def acme_router(server: AcmeServer, *, prefix: str = "/acme",
     post_route("/cert/{rid}", Endpoint.CERTIFICATE)
     post_route("/cert/{rid}/{alt:int}", Endpoint.CERTIFICATE)
     post_route("/revoke-cert", Endpoint.REVOKE_CERT)
+
+    @router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"],
+                      include_in_schema=False)
+    async def unknown(request: Request, rest: str) -> Response:
+        async def work(urls: Urls) -> Response:
+            raise AcmeProblem(ProblemType.NOT_FOUND, f"no ACME resource at /{rest[:100]}")
+
+        return await guarded(request, work)
+
     return router
