@@ -29,8 +29,9 @@ from certwarden.errors import CertwardenError
 if TYPE_CHECKING:
     from certwarden.acme.server import AcmeServer, Authenticated, RequestContext
 
-# RFC 5280 reasons a subscriber may give (§7.6); 2 (cAComprise) and 8 (removeFromCRL) are not.
-REVOCATION_REASONS = frozenset({0, 1, 3, 4, 5, 6, 9})
+# RFC 5280 reasons a subscriber may give (§7.6), as Let's Encrypt allows them: not 2
+# (cACompromise), 6 (certificateHold: ACME revocation is final), 8 (removeFromCRL) or 10.
+REVOCATION_REASONS = frozenset({0, 1, 3, 4, 5, 9})
 MIN_RSA_BITS = 2048
 EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 

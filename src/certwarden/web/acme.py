@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -14,15 +15,60 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from certwarden.acme.certificates import renewal_info
-from certwarden.acme.issuer import CertificateIssuer
+from certwarden.acme.issuer import CertificateIssuer, IssuedChain
 from certwarden.acme.problems import AcmeProblem, ProblemType
 from certwarden.acme.server import AcmeServer, AcmeSettings, Endpoint, RequestContext
 from certwarden.acme.wire import Reply, Urls
+from certwarden.errors import CertwardenError
 from certwarden.store.acme_repo import AcmeRepo
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # a CSR with 100 names is ~10 KiB; JWS overhead doubles it at most
 JOSE = "application/jose+json"
+
+
+# RFC 5280 reason codes -> the CA's reason names (``certwarden.ca.RevocationReason`` values).
+REASON_NAMES = {0: "unspecified", 1: "keyCompromise", 3: "affiliationChanged", 4: "superseded",
+                5: "cessationOfOperation", 9: "privilegeWithdrawn"}
+
+
+class AuthorityIssuer:
+    """The private CA's ``Authority`` as the ACME core's ``CertificateIssuer``.
+
+    The CA checks its own profile and name policy again; its refusals are ``CertwardenError``s,
+    which finalize turns into ``badCSR``.
+    """
+
+    def __init__(self, authority: Any, *, profiles: Mapping[str, str]) -> None:
+        self.authority = authority
+        self._profiles = dict(profiles)
+
+    @property
+    def profiles(self) -> Mapping[str, str]:
+        return self._profiles
+
+    def issue(self, csr_der: bytes, *, profile: str, dns_names: Sequence[str],
+              ip_addresses: Sequence[str], not_before: dt.datetime | None = None,
+              not_after: dt.datetime | None = None) -> IssuedChain:
+        lifetime = None
+        if not_after is not None:
+            lifetime = not_after - max(not_before or dt.datetime.now(dt.UTC),
+                                       dt.datetime.now(dt.UTC))
+            if lifetime <= dt.timedelta(0):
+                raise CertwardenError("notAfter is in the past")
+        chain = self.authority.issue(csr_der, profile=profile,
+                                     names=[*dns_names, *ip_addresses],
+                                     requested_by="acme", lifetime=lifetime)
+        return IssuedChain(chain=split_pem(chain.pem()))
+
+    def revoke(self, serial: int, *, reason: int) -> None:
+        self.authority.revoke(serial, REASON_NAMES.get(reason, "unspecified"),
+                              requested_by="acme")
+
+
+def split_pem(text: str) -> tuple[str, ...]:
+    end = "-----END CERTIFICATE-----"
+    return tuple(part.strip() + "\n" + end + "\n" for part in text.split(end) if part.strip())
 
 
 def build_acme_server(*, db_url: str | None, issuer: CertificateIssuer,
