@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import shutil
 import ssl
@@ -27,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' CA and DNS server (acme_support)
@@ -89,7 +91,7 @@ async def http01_responder(tokens: dict[str, str], port: int) -> asyncio.Server:
 
 
 async def drive(directory: str, root_pem: Path, *, seconds: float, concurrency: int,
-                tokens: dict[str, str], label: str) -> tuple[Tally, float]:
+                tokens: Any, label: str) -> tuple[Tally, float]:
     ctx = ssl.create_default_context(cafile=str(root_pem))
     limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency)
     tally = Tally()
@@ -121,6 +123,36 @@ async def drive(directory: str, root_pem: Path, *, seconds: float, concurrency: 
         await asyncio.gather(*(worker(c) for c in clients))
         elapsed = time.perf_counter() - t0
     return tally, elapsed
+
+
+def drive_process(directory: str, root_pem: str, seconds: float, concurrency: int,
+                  tokens: Any, label: str) -> tuple[Tally, float]:
+    """One load-client process (``--clients`` > 1): its own event loop and connections."""
+    return asyncio.run(drive(directory, Path(root_pem), seconds=seconds,
+                             concurrency=concurrency, tokens=tokens, label=label))
+
+
+async def load(directory: str, root_pem: Path, args: argparse.Namespace, tokens: Any,
+               label: str) -> tuple[Tally, float]:
+    if args.clients <= 1:
+        return await drive(directory, root_pem, seconds=args.seconds,
+                           concurrency=args.concurrency, tokens=tokens, label=label)
+    from concurrent.futures import ProcessPoolExecutor
+
+    per = max(1, args.concurrency // args.clients)
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(args.clients) as pool:
+        parts = await asyncio.gather(*(loop.run_in_executor(
+            pool, drive_process, directory, str(root_pem), args.seconds, per, tokens,
+            f"{label}{i}") for i in range(args.clients)))
+    total = Tally()
+    for tally, _ in parts:
+        total.ok += tally.ok
+        total.failed += tally.failed
+        total.latencies += tally.latencies
+        for k, v in tally.errors.items():
+            total.errors[k] = total.errors.get(k, 0) + v
+    return total, max(elapsed for _, elapsed in parts)
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -156,7 +188,9 @@ async def main_async(args: argparse.Namespace) -> int:
     root = tmp / "root.pem"
     root.write_text(ca.root_pem)
     zone = DnsZone(["bench.test"])
-    tokens: dict[str, str] = {}
+    # Several client processes publish tokens the one responder serves: a managed dict.
+    manager = multiprocessing.Manager() if args.clients > 1 else None
+    tokens: Any = manager.dict() if manager is not None else {}
     http_port = free_port()
     responder = await http01_responder(tokens, http_port)
     procs: list[subprocess.Popen[bytes]] = []
@@ -173,9 +207,8 @@ async def main_async(args: argparse.Namespace) -> int:
                                          "--cert", str(cert), "--key", str(key)])
                 procs.append(proc)
                 wait_port(port, proc)
-                tally, elapsed = await drive(f"https://127.0.0.1:{port}/acme/directory", root,
-                                             seconds=args.seconds, concurrency=args.concurrency,
-                                             tokens=tokens, label="cw")
+                tally, elapsed = await load(f"https://127.0.0.1:{port}/acme/directory", root,
+                                            args, tokens, "cw")
                 rates["certwarden"] = report("certwarden", tally, elapsed)
                 proc.terminate()
                 proc.wait(10)
@@ -189,17 +222,18 @@ async def main_async(args: argparse.Namespace) -> int:
                     "certificate": str(cert), "privateKey": str(key),
                     "httpPort": http_port, "tlsPort": free_port(),
                     "ocspResponderURL": "", "externalAccountBindingRequired": False}}))
+                pebble_log = (tmp / "pebble.log").open("wb")
                 env = {**os.environ, "PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0",
                        "PEBBLE_AUTHZREUSE": "0"}
                 proc = subprocess.Popen([pebble, "-config", str(config), "-dnsserver", resolver],
-                                        env=env, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+                                        env=env, stdout=pebble_log, stderr=subprocess.STDOUT)
                 procs.append(proc)
                 wait_port(port, proc)
-                tally, elapsed = await drive(f"https://127.0.0.1:{port}/dir", root,
-                                             seconds=args.seconds, concurrency=args.concurrency,
-                                             tokens=tokens, label="pb")
+                tally, elapsed = await load(f"https://127.0.0.1:{port}/dir", root, args, tokens,
+                                            "pb")
                 rates["pebble"] = report("pebble", tally, elapsed)
+                if tally.failed and args.keep_logs:
+                    print((tmp / "pebble.log").read_text(errors="replace")[-3000:])
             elif args.only in (None, "pebble"):
                 print("pebble         not installed (apt-get install pebble); no comparison")
     finally:
@@ -209,9 +243,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 p.terminate()
                 p.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
+        if manager is not None:
+            manager.shutdown()
     if rates.get("pebble") and "certwarden" in rates:
         print(f"ratio certwarden/pebble = {rates.get('certwarden', 0) / rates['pebble']:.2f}x "
-              f"(goal >= 2x), concurrency {args.concurrency}, {args.seconds:.0f}s each")
+              f"(goal >= 2x), concurrency {args.concurrency} in {args.clients} client "
+              f"process(es), {args.seconds:.0f}s each")
     return 0
 
 
@@ -219,7 +256,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--clients", type=int, default=1,
+                    help="load-client processes sharing --concurrency (default 1)")
     ap.add_argument("--only", choices=("certwarden", "pebble"))
+    ap.add_argument("--keep-logs", action="store_true", help="print Pebble's log on failures")
     ap.add_argument("--serve-certwarden", action="store_true", help=argparse.SUPPRESS)
     for opt in ("--port", "--http-port"):
         ap.add_argument(opt, type=int, help=argparse.SUPPRESS)
