@@ -125,3 +125,46 @@ async def test_concurrent_orders_and_finalize_through_the_app(db_urls: list[str]
                     return_exceptions=True)
                 assert sum(not isinstance(o, BaseException) for o in outcomes) == 1, url
                 assert len(env.ca.issued) == before + 1
+
+
+def test_shared_nonces_across_processes(db_urls: list[str]) -> None:
+    from certwarden.acme.nonces import SharedNoncePool
+    from certwarden.acme.problems import AcmeProblem
+
+    for url in db_urls:
+        # two "processes": separate engines and pools over one database
+        repo_a, repo_b = AcmeRepo.open(url), AcmeRepo.open(url)
+        try:
+            a, b = SharedNoncePool(repo_a), SharedNoncePool(repo_b, ttl_seconds=-1)
+            assert a.secret == b.secret  # the first one stored it, the second read it
+            nonce = a.issue()
+            b.consume(nonce)  # issued by one process, accepted by another
+            with pytest.raises(AcmeProblem) as replay:
+                a.consume(nonce)
+            assert replay.value.type.value == "badNonce"
+            assert "already used" in replay.value.detail
+            forged = nonce[:-4] + ("AAAA" if not nonce.endswith("AAAA") else "BBBB")
+            with pytest.raises(AcmeProblem) as bad:
+                a.consume(forged)
+            assert "not one this server issued" in bad.value.detail
+            with pytest.raises(AcmeProblem) as old:
+                a.consume(b.issue())  # b issues with a negative lifetime: already expired
+            assert "expired" in old.value.detail
+            assert repo_a.purge_nonces(before=NOW + dt.timedelta(days=1)) >= 1
+        finally:
+            repo_a.close()
+            repo_b.close()
+
+
+@pytest.mark.anyio
+async def test_full_order_with_database_nonces(tmp_path: object) -> None:
+    from pathlib import Path
+
+    db = f"sqlite:///{Path(str(tmp_path)) / 'n.db'}"
+    with AcmeEnv(db_url=db, settings_overrides={"nonces": "database"}).running() as env:
+        async with env.http_client() as http:
+            c = env.acme_client(http)
+            await c.register()
+            pem, order = await c.issue(["nonce.internal"], answer=env.publish_http01)
+            assert order.body["status"] == "valid"
+            assert "BEGIN CERTIFICATE" in pem

@@ -19,7 +19,7 @@ from certwarden.acme import jws
 from certwarden.acme.issuer import CertificateIssuer
 from certwarden.acme.limits import RateLimit, RateLimiter
 from certwarden.acme.model import Account, AccountStatus
-from certwarden.acme.nonces import NoncePool
+from certwarden.acme.nonces import NoncePool, SharedNoncePool
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.storage import AcmeStore
 from certwarden.acme.validation import Validator, ValidatorSettings
@@ -38,6 +38,9 @@ class AcmeSettings:
     order_lifetime: dt.timedelta = dt.timedelta(hours=8)
     authz_lifetime: dt.timedelta = dt.timedelta(hours=8)
     nonce_ttl_seconds: float = 300.0
+    # "memory": one process (fastest); "database": several processes or replicas share
+    # nonces through the store (one row written per consumed nonce).
+    nonces: str = "memory"
     orders_page_size: int = 100
     validation_workers: int = 8
     # The challenge POST waits this long for a quick validation so the reply can already say
@@ -103,7 +106,13 @@ class AcmeServer:
         self.store = store
         self.issuer = issuer
         self.settings = settings or AcmeSettings()
-        self.nonces = NoncePool(ttl_seconds=self.settings.nonce_ttl_seconds)
+        self.nonces: NoncePool | SharedNoncePool
+        if self.settings.nonces == "database":
+            self.nonces = SharedNoncePool(store, ttl_seconds=self.settings.nonce_ttl_seconds)
+        elif self.settings.nonces == "memory":
+            self.nonces = NoncePool(ttl_seconds=self.settings.nonce_ttl_seconds)
+        else:
+            raise ValueError(f"nonces must be 'memory' or 'database', not {self.settings.nonces!r}")
         self.validator = Validator(self.settings.validator)
         self.ip_limits = RateLimiter(self.settings.ip_limit, what="client address")
         self.account_limits = RateLimiter(self.settings.account_limit, what="account")

@@ -24,6 +24,8 @@ from certwarden.store.acme_tables import (
     AcmeChallengeRow,
     AcmeEabKeyRow,
     AcmeOrderRow,
+    AcmeSecretRow,
+    AcmeUsedNonceRow,
 )
 from certwarden.store.db import make_engine
 
@@ -34,6 +36,8 @@ AUTHZS = cast(Table, AcmeAuthzRow.__table__)
 CHALLENGES = cast(Table, AcmeChallengeRow.__table__)
 CERTS = cast(Table, AcmeCertificateRow.__table__)
 EAB_KEYS = cast(Table, AcmeEabKeyRow.__table__)
+USED_NONCES = cast(Table, AcmeUsedNonceRow.__table__)
+SECRETS = cast(Table, AcmeSecretRow.__table__)
 
 
 def _sqlite_normal_sync(dbapi_conn: Any, _record: Any) -> None:
@@ -239,6 +243,29 @@ class AcmeRepo:
                 AcmeCertificateRow.id == cert_id, AcmeCertificateRow.revoked_at.is_(None))
                 .values(revoked_at=at, revocation_reason=reason))
             return _changed(res)
+
+    # nonces shared by several processes -------------------------------------------------
+    def secret(self, name: str, make: bytes) -> bytes:
+        """The shared secret ``name``; the first process to ask stores ``make``."""
+        with contextlib.suppress(IntegrityError), self._write() as s:
+            s.execute(insert(SECRETS).values(name=name, value=make))
+        found = self._one(select(SECRETS).where(SECRETS.c.name == name))
+        assert found is not None
+        return bytes(found["value"])
+
+    def claim_nonce_if(self, nonce: str, *, expires: dt.datetime) -> bool:
+        """Record ``nonce`` as used; False when it already was (a replay)."""
+        try:
+            with self._write() as s:
+                s.execute(insert(USED_NONCES).values(nonce=nonce, expires=expires))
+        except IntegrityError:
+            return False
+        return True
+
+    def purge_nonces(self, *, before: dt.datetime) -> int:
+        with self._write() as s:
+            res = s.execute(USED_NONCES.delete().where(USED_NONCES.c.expires < before))
+            return int(getattr(res, "rowcount", 0) or 0)
 
     # external account binding -----------------------------------------------------------
     def add_eab_key(self, kid: str, hmac_key: bytes) -> None:

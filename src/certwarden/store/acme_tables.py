@@ -88,6 +88,22 @@ class AcmeCertificateRow(Base):
     replaced_by: Mapped[str | None] = mapped_column(ID, nullable=True)
 
 
+class AcmeUsedNonceRow(Base):
+    """Nonces already consumed, for servers run as several processes (see acme/nonces.py)."""
+
+    __tablename__ = "acme_used_nonces"
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires: Mapped[dt.datetime] = mapped_column(index=True)
+
+
+class AcmeSecretRow(Base):
+    """Server-wide secrets every process shares (the nonce MAC key)."""
+
+    __tablename__ = "acme_secrets"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class AcmeEabKeyRow(Base):
     __tablename__ = "acme_eab_keys"
     kid: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -93,9 +93,20 @@ def upgrade() -> None:
         sa.Column("account_id", ID, nullable=True),
         sa.Column("created_at", TS, nullable=False),
     )
+    op.create_table(
+        "acme_used_nonces",
+        sa.Column("nonce", sa.String(64), primary_key=True),
+        sa.Column("expires", TS, nullable=False),
+    )
+    op.create_index("ix_acme_used_nonces_expires", "acme_used_nonces", ["expires"])
+    op.create_table(
+        "acme_secrets",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.LargeBinary, nullable=False),
+    )
 
 
 def downgrade() -> None:
-    for table in ("acme_eab_keys", "acme_certificates", "acme_challenges", "acme_authzs",
-                  "acme_orders", "acme_accounts"):
+    for table in ("acme_secrets", "acme_used_nonces", "acme_eab_keys", "acme_certificates",
+                  "acme_challenges", "acme_authzs", "acme_orders", "acme_accounts"):
         op.drop_table(table)
