@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -52,13 +53,19 @@ def serve_certwarden(args: argparse.Namespace) -> None:
         validator=ValidatorSettings(resolver=args.resolver, http_port=args.http_port,
                                     tls_port=args.http_port + 1),
         ip_limit=None, account_limit=None, new_order_limit=None, new_account_ip_limit=None,
-        validation_workers=16)
+        validation_workers=16, nonces="database" if args.server_procs > 1 else "memory")
     server = build_acme_server(db_url=args.db, issuer=MiniCA(), settings=settings)
     app = FastAPI()
     mount_acme(app, server)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, ssl_certfile=args.cert,
-                ssl_keyfile=args.key, log_level="warning", access_log=False, lifespan="off",
-                ws="none")
+    # Several server processes share one port through SO_REUSEPORT (the kernel spreads
+    # connections); their nonces then live in the database so any process accepts them.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", args.port))
+    config = uvicorn.Config(app, ssl_certfile=args.cert, ssl_keyfile=args.key,
+                            log_level="warning", access_log=False, lifespan="off", ws="none")
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 @dataclass
@@ -204,14 +211,19 @@ async def main_async(args: argparse.Namespace) -> int:
                                          "--port", str(port), "--resolver", resolver,
                                          "--http-port", str(http_port),
                                          "--db", f"sqlite:///{tmp / 'acme.db'}",
-                                         "--cert", str(cert), "--key", str(key)])
+                                         "--cert", str(cert), "--key", str(key),
+                                         "--server-procs", str(args.server_procs)])
                 procs.append(proc)
                 wait_port(port, proc)
+                for _ in range(args.server_procs - 1):
+                    procs.append(subprocess.Popen(proc.args))
+                time.sleep(1.0 if args.server_procs > 1 else 0)
                 tally, elapsed = await load(f"https://127.0.0.1:{port}/acme/directory", root,
                                             args, tokens, "cw")
                 rates["certwarden"] = report("certwarden", tally, elapsed)
-                proc.terminate()
-                proc.wait(10)
+                for p in procs:
+                    p.terminate()
+                    p.wait(10)
             pebble = shutil.which("pebble")
             if args.only in (None, "pebble") and pebble:
                 port = free_port()
@@ -259,6 +271,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=1,
                     help="load-client processes sharing --concurrency (default 1)")
     ap.add_argument("--only", choices=("certwarden", "pebble"))
+    ap.add_argument("--server-procs", type=int, default=1,
+                    help="certwarden server processes on one port (database nonces if > 1)")
     ap.add_argument("--keep-logs", action="store_true", help="print Pebble's log on failures")
     ap.add_argument("--serve-certwarden", action="store_true", help=argparse.SUPPRESS)
     for opt in ("--port", "--http-port"):
