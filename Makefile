@@ -31,7 +31,7 @@ deb:
 	fi
 
 demo: $(STAMP)
-	$(BIN)/certwarden inspect --password changeit src/certwarden/samples
+	$(BIN)/certwarden demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -48,6 +48,8 @@ test: $(STAMP) deb
 
 bench: $(STAMP)
 	$(BIN)/python bench/parse.py
+	$(BIN)/python bench/assess.py
+	$(BIN)/python bench/traffic.py
 	$(BIN)/python bench/acme.py
 
 clean:

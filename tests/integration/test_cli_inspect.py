@@ -144,3 +144,15 @@ def test_subprocess_smoke(tmp_path: Path) -> None:
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0
     assert "certwarden" in version.stdout
+
+
+def test_inspect_shows_findings_for_what_it_saw(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ss = mk.self_signed(["localhost"])
+    with TLSServer(ss.certificate.pem(), ss.key_pem(), tmp_path / "srv") as srv:
+        assert main(["inspect", "--json", f"127.0.0.1:{srv.port}"]) == 0
+    [obj] = _json_lines(capsys.readouterr().out)
+    rules = {f["rule"] for f in obj["findings"]}  # type: ignore[union-attr]
+    # Served to a client that asked for 127.0.0.1: self-signed, and not its name.
+    assert {"self-signed", "hostname-mismatch"} <= rules
+    assert "expired" not in rules

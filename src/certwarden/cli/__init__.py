@@ -61,7 +61,10 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 # An explicit registry: each verb's module lists its commands in ``COMMANDS``; no import magic.
 COMMAND_MODULES = (
     "certwarden.cli.inspect",
+    "certwarden.cli.report",
+    "certwarden.cli.demo",
     "certwarden.cli.create",
+    "certwarden.cli.traffic",
     "certwarden.cli.acme",
 )
 

@@ -11,8 +11,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from certwarden.assess import Finding
 from certwarden.discovery.tls_fetch import fetch_chain, split_target
 from certwarden.errors import CertwardenError, ParseError, PasswordError
+from certwarden.records import Location, Sighting
 from certwarden.x509 import Certificate, Parsed, iter_sources, parse_bytes
 
 password_option = click.option(
@@ -61,9 +63,11 @@ def _tls_format() -> Any:
               help="Verify each chain against this trust store (PEM file or directory).")
 @click.option("--sni", default=None, help="Server name to send for host:port sources.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per connection.")
+@click.option("--policy", "policy_path", default=None, metavar="FILE",
+              help="Judge with this policy YAML (default: the built-in policy).")
 @password_option
 def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni: str | None,
-                timeout: float, password: str | None) -> None:
+                timeout: float, policy_path: str | None, password: str | None) -> None:
     """What is this certificate? SOURCE: file, directory, - (stdin) or host:port."""
     pw = password.encode() if password is not None else None
     results: list[Parsed | CertwardenError] = []
@@ -81,10 +85,11 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
             raise errors[0]
         raise ParseError(f"{len(errors)} sources", f"no certificate read; first: {errors[0]}")
     verdicts = _verify(parsed, trust, sni) if trust else {}
+    findings = _findings(parsed, trust, policy_path)
     if as_json:
-        _print_json(parsed, verdicts)
+        _print_json(parsed, verdicts, findings)
     else:
-        _print_table(parsed, verdicts)
+        _print_table(parsed, verdicts, findings)
     for err in errors:
         click.echo(f"certwarden: skipped: {err}", err=True)
 
@@ -109,7 +114,38 @@ def _verify(parsed: list[Parsed], trust: str, sni: str | None,
     return out
 
 
-def _print_json(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]) -> None:
+def _sightings(p: Parsed) -> list[Sighting]:
+    now = dt.datetime.now(dt.UTC)
+    if p.source.startswith("tls://"):
+        host, port = split_target(p.source[6:])
+        loc = Location.tls(host, port)
+    else:
+        loc = Location.file(p.source)
+    leaf_first = p.source.startswith("tls://")
+    return [Sighting(certificate=c, location=loc, seen_at=now, position=i,
+                     chain=p.certificates[i + 1:] if leaf_first and i == 0 else ())
+            for i, c in enumerate(p.certificates)]
+
+
+def _findings(parsed: list[Parsed], trust: str | None, policy_path: str | None,
+              ) -> dict[str, list[Finding]]:
+    """Findings per certificate SHA-256 for what was just read (no inventory needed)."""
+    from certwarden.assess import RULE_IDS, default_policy, findings_by_location, load_policy
+    from certwarden.x509.verify import TrustStore
+
+    policy = load_policy(policy_path, known_rules=RULE_IDS) if policy_path else default_policy()
+    store = TrustStore.load(trust) if trust else None
+    sightings = [s for p in parsed for s in _sightings(p)]
+    by_cert: dict[str, list[Finding]] = {}
+    for found in findings_by_location(sightings, policy=policy, trust=store).values():
+        for f in found:
+            if f.sha256:
+                by_cert.setdefault(f.sha256, []).append(f)
+    return by_cert
+
+
+def _print_json(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]],
+                findings: dict[str, list[Finding]]) -> None:
     import json
 
     for p in parsed:
@@ -120,10 +156,21 @@ def _print_json(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]
             obj["position"] = i
             if (p.source, i) in verdicts:
                 obj["verification"] = verdicts[(p.source, i)]
+            obj["findings"] = [{"rule": f.rule, "severity": str(f.severity),
+                                "message": f.message}
+                               for f in _unique(findings.get(cert.sha256, []))]
             click.echo(json.dumps(obj))
 
 
-def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]]) -> None:
+def _unique(found: list[Finding]) -> list[Finding]:
+    seen: dict[str, Finding] = {}
+    for f in found:
+        seen.setdefault(f.rule, f)
+    return sorted(seen.values(), key=lambda f: (-f.severity.rank, f.rule))
+
+
+def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]],
+                 findings: dict[str, list[Finding]]) -> None:
     console = Console(soft_wrap=False, width=None if os.isatty(1) else 160)
     for p in parsed:
         table = Table(title=f"{p.source} ({p.format}, {len(p.certificates)} certificate(s))",
@@ -145,6 +192,10 @@ def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]
         for (src, _), problems in verdicts.items():
             if src == p.source:
                 console.print(f"verification: {', '.join(problems)}")
+        for i, c in enumerate(p.certificates):
+            for f in _unique(findings.get(c.sha256, [])):
+                console.print(f"  #{i} [{f.severity}] {f.rule}: {f.message}", markup=False,
+                              highlight=False)
 
 
 def parse_stdin(data: bytes, password: bytes | None) -> Parsed:

@@ -127,7 +127,8 @@ class Certificate:
                 subject_name, issuer_name = self._x.subject, self._x.issuer
                 subject, issuer = subject_name.rfc4514_string(), issuer_name.rfc4514_string()
                 cn_attrs = subject_name.get_attributes_for_oid(NameOID.COMMON_NAME)
-            except ValueError as exc:
+            except (ValueError, TypeError, UnicodeError) as exc:
+                # A malformed attribute (wrong string type, bad UTF-8): keep the rest usable.
                 return "", "", None, (f"unreadable name: {_reason(exc)}",)
         cn = cn_attrs[0].value if cn_attrs else None
         return subject, issuer, cn if isinstance(cn, str) else None, _warned(caught)
@@ -266,7 +267,7 @@ class Certificate:
             try:
                 cert = cx509.load_der_x509_certificate(der)
                 record = _build(cert, der)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, cx509.InvalidVersion) as exc:
                 raise ParseError(source, f"not a valid DER certificate ({_reason(exc)})") from None
         if caught:
             record = dataclasses.replace(record, load_problems=_warned(caught), _x=record._x)
@@ -433,22 +434,30 @@ def _extensions(cert: cx509.Certificate, problems: list[str]) -> _Ext:
         listed.append(Extension(oid=oid.dotted_string,
                                 name=oid.dotted_string if name == "Unknown OID" else name,
                                 critical=ext.critical))
-        value = ext.value
-        if isinstance(value, cx509.SubjectAlternativeName):
-            out.sans = _sans(value)
-        elif isinstance(value, cx509.BasicConstraints):
-            out.basic_constraints = BasicConstraints(ca=value.ca, path_length=value.path_length,
-                                                     critical=ext.critical)
-        elif isinstance(value, cx509.KeyUsage):
-            out.key_usage = _key_usage(value)
-        elif isinstance(value, cx509.ExtendedKeyUsage):
-            out.eku = tuple(_oid_name(o) for o in value)
-        elif isinstance(value, cx509.SubjectKeyIdentifier):
-            out.ski = value.digest.hex()
-        elif isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier:
-            out.aki = value.key_identifier.hex()
+        try:
+            _read_extension(out, ext)
+        except (ValueError, TypeError, UnicodeError) as exc:
+            # One malformed extension value (a bad name inside a SAN ...): skip it, say so.
+            problems.append(f"extension {oid.dotted_string}: {_reason(exc)}")
     out.extensions = tuple(listed)
     return out
+
+
+def _read_extension(out: _Ext, ext: cx509.Extension[cx509.ExtensionType]) -> None:
+    value = ext.value
+    if isinstance(value, cx509.SubjectAlternativeName):
+        out.sans = _sans(value)
+    elif isinstance(value, cx509.BasicConstraints):
+        out.basic_constraints = BasicConstraints(ca=value.ca, path_length=value.path_length,
+                                                 critical=ext.critical)
+    elif isinstance(value, cx509.KeyUsage):
+        out.key_usage = _key_usage(value)
+    elif isinstance(value, cx509.ExtendedKeyUsage):
+        out.eku = tuple(_oid_name(o) for o in value)
+    elif isinstance(value, cx509.SubjectKeyIdentifier):
+        out.ski = value.digest.hex()
+    elif isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier:
+        out.aki = value.key_identifier.hex()
 
 
 def _oid_name(oid: cx509.ObjectIdentifier) -> str:

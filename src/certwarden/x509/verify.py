@@ -135,7 +135,7 @@ def _diagnose(leaf: Certificate, path: list[Certificate], store: TrustStore,
     anchors = {c.sha256 for c in store.anchors}
     top = path[-1]
     reached_anchor = top.sha256 in anchors or any(
-        _issued_by(top, a) for a in store.anchors if a.subject == top.issuer)
+        issued_by(top, a) for a in store.anchors if a.subject == top.issuer)
     if not reached_anchor and leaf.kind == Kind.SELF_SIGNED and len(path) == 1:
         problems.append(Problem.SELF_SIGNED)
     elif not reached_anchor:
@@ -148,7 +148,7 @@ def _diagnose(leaf: Certificate, path: list[Certificate], store: TrustStore,
         if cert.not_before > when:
             problems.append(Problem.NOT_YET_VALID)
     for child, parent in itertools.pairwise(path):
-        if not _issued_by(child, parent):
+        if not issued_by(child, parent):
             problems.append(Problem.BAD_SIGNATURE)
         if not parent.is_ca:
             problems.append(Problem.NOT_A_CA)
@@ -213,7 +213,7 @@ def _walk(leaf: Certificate, intermediates: Sequence[Certificate], store: TrustS
         candidates = [c for c in pool if c.subject == cur.issuer and c.sha256 not in seen]
         if not candidates:
             break
-        verified = [c for c in candidates if _issued_by(cur, c)] or candidates
+        verified = [c for c in candidates if issued_by(cur, c)] or candidates
         current = [c for c in verified if c.valid_at(when)] or verified
         nxt = next((c for c in current if c.sha256 in anchors), current[0])
         path.append(nxt)
@@ -228,7 +228,7 @@ def _load(der: bytes) -> cx509.Certificate:
         return cx509.load_der_x509_certificate(der)
 
 
-def _issued_by(child: Certificate, parent: Certificate) -> bool:
+def issued_by(child: Certificate, parent: Certificate) -> bool:
     """Does ``parent``'s key verify ``child``'s signature? (SHA-1/MD5 included, on purpose.)"""
     try:
         issuer = _load(parent.der)

@@ -125,3 +125,19 @@ def test_from_der_rejects_junk_with_source(junk: bytes) -> None:
         Certificate.from_der(junk, source="junk.der")
     assert err.value.source == "junk.der"
     assert "\n" not in str(err.value)
+
+
+def test_malformed_name_attribute_and_bad_version_stay_one_clear_answer() -> None:
+    # Found by the traffic fuzzer: a CN whose value is a BIT STRING (cryptography raises a
+    # TypeError when the name is decoded), and a version of 15 (InvalidVersion).
+    issued = mk.self_signed(["odd.test"])
+    cn = b"\x0c\x08odd.test"
+    assert cn in issued.certificate.der
+    odd = Certificate.from_der(issued.certificate.der.replace(cn, b"\x03\x08odd.test", 1))
+    as_json = odd.as_dict()  # every lazily decoded field, without an exception
+    assert as_json["subject"] == ""
+    assert any(p.startswith("unreadable name") for p in odd.problems)
+    version = b"\xa0\x03\x02\x01\x02"  # [0] EXPLICIT INTEGER 2 (v3)
+    assert version in issued.certificate.der
+    with pytest.raises(ParseError):
+        Certificate.from_der(issued.certificate.der.replace(version, b"\xa0\x03\x02\x01\x0f"))

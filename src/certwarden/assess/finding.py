@@ -1,0 +1,92 @@
+"""The vocabulary of a verdict: severities, rule metadata, and the ``Finding`` record."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from certwarden.assess.target import Target
+
+
+class Severity(StrEnum):
+    """Closed vocabulary, ordered: ``Severity.HIGH.rank > Severity.MEDIUM.rank``."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r} (one of: {names})") from None
+
+
+_RANK = {s: i for i, s in enumerate(Severity)}
+
+
+class Scope(StrEnum):
+    """What a rule needs to see; the engine hands each rule exactly that."""
+
+    CERTIFICATE = "certificate"  # the certificate alone
+    LOCATION = "location"  # the certificate where it was seen (chain, name, file mode)
+    ESTATE = "estate"  # the certificate against the whole inventory
+    POLICY = "policy"  # the policy itself (expired exceptions)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hit:
+    """What a rule's check returns when it fires: the message and the evidence for it."""
+
+    message: str
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+Check = Callable[["Target"], Iterable[Hit]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """One rule: a stable id, a default severity, why it matters, and where that is written."""
+
+    id: str
+    title: str
+    severity: Severity
+    scope: Scope
+    rationale: str  # one line
+    citation: str  # RFC 5280 §..., CA/B BR §..., the seed
+    remediation: str
+    check: Check = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    """A rule's verdict on a certificate where it was seen."""
+
+    rule: str
+    severity: Severity
+    sha256: str | None  # None only for findings about the policy itself
+    location: str | None  # Location.uri, or None for a certificate with no sighting
+    message: str
+    evidence: dict[str, str] = field(default_factory=dict)
+    remediation: str = ""
+    citation: str = ""
+    owner: str | None = None  # the team that owns the location, from the policy
+    subject: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "severity": str(self.severity), "sha256": self.sha256,
+                "location": self.location, "message": self.message,
+                "evidence": dict(self.evidence), "remediation": self.remediation,
+                "citation": self.citation, "owner": self.owner, "subject": self.subject}

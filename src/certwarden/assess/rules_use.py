@@ -1,0 +1,157 @@
+"""Rules over a certificate where it is used, and across the estate.
+
+Location rules see the chain the server presented (verified by ``certwarden.x509.verify``),
+the name the client used, and the key file beside a stored certificate. Estate rules read the
+``Estate`` index built over the whole inventory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from certwarden.assess.finding import Hit
+from certwarden.assess.target import Target
+from certwarden.x509 import Kind
+from certwarden.x509.verify import Problem, matches_hostname
+
+_GROUP_WORLD = 0o077
+
+
+def _served_self_signed(t: Target) -> bool:
+    return t.self_signed and t.in_use_as_leaf
+
+
+def self_signed(t: Target) -> Iterator[Hit]:
+    if _served_self_signed(t):
+        how = "served to clients" if t.served else "an end-entity certificate in use"
+        yield Hit(message=f"self-signed ({how}): no client can verify who issued it",
+                  evidence={"subject": t.certificate.subject or "(empty)"})
+
+
+def self_issued_unverifiable(t: Target) -> Iterator[Hit]:
+    c = t.certificate
+    if c.kind != Kind.SELF_ISSUED or not t.in_use_as_leaf:
+        return
+    if t.chain is not None and len(t.chain.chain) > 1:
+        return  # its issuer (an older key of the same name) was found
+    yield Hit(message="subject equals issuer, but its own key does not verify its signature "
+                      "and no issuer was found",
+              evidence={"issuer": c.issuer or "(empty)"})
+
+
+def _chain_checked(t: Target) -> bool:
+    return t.chain is not None and t.served and not t.self_signed
+
+
+def untrusted_chain(t: Target) -> Iterator[Hit]:
+    if not _chain_checked(t):
+        return
+    v = t.chain
+    assert v is not None
+    if t.certificate.self_issued and len(v.chain) == 1:
+        return  # self-issued-unverifiable says it
+    problems = set(v.problems)
+    reasons = []
+    top = v.chain[-1] if v.chain else t.certificate
+    if Problem.UNKNOWN_ISSUER in problems and Problem.INCOMPLETE_CHAIN not in problems:
+        reasons.append(f"the chain ends at {top.subject or '(empty)'}, which is not a trusted "
+                       "root")
+    # verify_chain also files the path builder's refusal under these two; a SHA-1/MD5 chain
+    # (weak-signature says it) and a CA served as leaf (ca-cert-served-as-leaf) are not them.
+    if Problem.BAD_SIGNATURE in problems and Problem.WEAK_SIGNATURE not in problems:
+        reasons.append("a signature in the chain does not verify")
+    if any(not issuer.is_ca for issuer in v.chain[1:]):
+        reasons.append("an issuer in the chain is not a CA")
+    if Problem.PATH_TOO_LONG in problems:
+        reasons.append("the chain is longer than an issuer's path length allows")
+    for issuer in v.chain[1:]:
+        if issuer.not_after < t.now:
+            reasons.append(f"issuer {issuer.subject} expired {issuer.not_after:%Y-%m-%d}")
+        elif issuer.not_before > t.now:
+            reasons.append(f"issuer {issuer.subject} is not yet valid")
+    if reasons:
+        yield Hit(message="untrusted chain: " + "; ".join(reasons),
+                  evidence={"problems": ", ".join(sorted(problems)),
+                            "chain": " > ".join(c.subject or "(empty)" for c in v.chain)})
+
+
+def incomplete_chain(t: Target) -> Iterator[Hit]:
+    if not _chain_checked(t):
+        return
+    v = t.chain
+    assert v is not None
+    if Problem.INCOMPLETE_CHAIN in v.problems:
+        top = v.chain[-1] if v.chain else t.certificate
+        yield Hit(message=f"incomplete chain: the issuer of {top.subject or '(empty)'} "
+                          f"({top.issuer}) was not presented",
+                  evidence={"missing_issuer": top.issuer,
+                            "presented": str(1 + len(t.sighting.chain if t.sighting else ()))})
+
+
+def hostname_mismatch(t: Target) -> Iterator[Hit]:
+    name = t.client_name
+    if name is None or matches_hostname(t.certificate, name):
+        return
+    c = t.certificate
+    if c.sans:
+        names = ", ".join(c.sans.dns + c.sans.ip) or "no DNS or IP name"
+    else:
+        # RFC 6125 §6.4.4: the CN is a fallback for DNS names only, never for an IP address.
+        names = f"no subjectAltName, only CN={c.subject_cn}" if c.subject_cn else "no name"
+    yield Hit(message=f"the client asked for {name}; the certificate covers {names}",
+              evidence={"client_name": name, "certificate_names": names})
+
+
+def ca_cert_served_as_leaf(t: Target) -> Iterator[Hit]:
+    if t.served and t.certificate.is_ca:
+        yield Hit(message="a CA certificate (basicConstraints CA:TRUE) is served as the leaf",
+                  evidence={"basic_constraints": "CA:TRUE"})
+
+
+def private_key_exposed(t: Target) -> Iterator[Hit]:
+    key = t.sighting.key if t.sighting else None
+    if key is None:
+        return
+    mode = key.mode
+    ev = {"key_path": key.path, "encrypted": str(key.encrypted).lower()}
+    if mode is not None:
+        ev["mode"] = f"{mode & 0o777:04o}"
+    if mode is not None and mode & _GROUP_WORLD:
+        who = "world" if mode & 0o007 else "group"
+        yield Hit(message=f"private key {key.path} is readable by {who} (mode {mode & 0o777:04o})",
+                  evidence=ev)
+    elif not key.encrypted:
+        yield Hit(message=f"private key {key.path} is stored unencrypted", evidence=ev)
+
+
+def shadow_certificate(t: Target) -> Iterator[Hit]:
+    if _served_self_signed(t) and t.owner is None:
+        yield Hit(message="self-signed and no owner is known for this location",
+                  evidence={"location": t.location or "(none)"})
+
+
+def key_reuse(t: Target) -> Iterator[Hit]:
+    c = t.certificate
+    if c.is_ca or not c.spki_sha256:
+        return
+    count = t.estate.key_count.get(c.spki_sha256, 0)
+    if count > 1:
+        others = [s for s in t.estate.key_certs.get(c.spki_sha256, ()) if s != c.sha256]
+        yield Hit(message=f"the same key is in {count} different certificates",
+                  evidence={"spki_sha256": c.spki_sha256, "certificates": str(count),
+                            "others": ", ".join(others)})
+
+
+def cert_sprawl(t: Target) -> Iterator[Hit]:
+    if t.certificate.is_ca:
+        return  # a CA certificate in many bundles is trust being distributed, not a key
+    n = t.estate.locations.get(t.certificate.sha256, 0)
+    limit = t.policy.thresholds.cert_sprawl_locations
+    if n >= limit:
+        yield Hit(message=f"the same certificate is at {n} locations (threshold {limit})",
+                  evidence={"locations": str(n), "threshold": str(limit)})
+
+
+def no_check(t: Target) -> Iterator[Hit]:
+    """Policy-scope rules are about the policy, not a certificate (see engine)."""
+    return iter(())

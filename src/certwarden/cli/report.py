@@ -1,0 +1,113 @@
+"""``certwarden report`` and ``certwarden forecast``: assess the inventory, write the verdict."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import click
+
+from certwarden.assess import (
+    DEFAULT_POLICY_YAML,
+    RULE_IDS,
+    Assessment,
+    Policy,
+    Severity,
+    assess,
+    default_policy,
+    load_policy,
+    load_trust,
+)
+from certwarden.assess.forecast import DEFAULT_YEARS, forecast, parse_years
+from certwarden.cli import Findings, fail, write_text
+from certwarden.records import Sighting
+from certwarden.report import ReportFormat, render
+from certwarden.report.text import forecast_table
+from certwarden.x509 import Certificate
+
+_SEVERITIES = [s.value for s in Severity]
+_YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
+
+
+def read_inventory(db_url: str | None) -> tuple[list[Sighting], list[Certificate]]:
+    """Every latest sighting and every certificate in the inventory."""
+    try:  # imported here: the other verbs must work without a database
+        store = importlib.import_module("certwarden.store.inventory")
+    except ImportError:
+        fail("the inventory store is not part of this build (certwarden.store.inventory)")
+    inv = store.Inventory.open(db_url)
+    try:
+        return list(inv.sightings(latest_only=True)), list(inv.certificates())
+    finally:
+        inv.close()
+
+
+def policy_from(path: str | None) -> Policy:
+    return load_policy(path, known_rules=RULE_IDS) if path else default_policy()
+
+
+def years_from(text: str | None) -> range:
+    if text is None:
+        return DEFAULT_YEARS
+    try:
+        return parse_years(text)
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def run_assessment(db_url: str | None, policy: Policy) -> Assessment:
+    trust = load_trust(policy)
+    sightings, certificates = read_inventory(db_url)
+    return assess(sightings, certificates=certificates, policy=policy, trust=trust)
+
+
+def emit(text: str, out: str | None) -> None:
+    if out and out != "-":
+        write_text(out, text)
+        click.echo(f"certwarden: wrote {out}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@click.command("report")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in ReportFormat]),
+              default=ReportFormat.TABLE.value, show_default=True, help="Output format.")
+@click.option("--out", default=None, metavar="FILE", help="Write here instead of stdout.")
+@click.option("--fail-on", type=click.Choice(_SEVERITIES), default=None,
+              help="Exit 1 when a finding at or above this severity exists (a CI gate).")
+@click.option("--policy", "policy_path", default=None, metavar="FILE",
+              help="Policy YAML (default: the built-in policy; see --show-policy).")
+@click.option("--years", default=None, help=_YEARS_HELP)
+@click.option("--show-policy", is_flag=True, help="Print the built-in default policy and exit.")
+@click.pass_context
+def report_cmd(ctx: click.Context, fmt: str, out: str | None, fail_on: str | None,
+               policy_path: str | None, years: str | None, show_policy: bool) -> None:
+    """Assess the inventory against the policy and report the findings."""
+    if show_policy:
+        click.echo(DEFAULT_POLICY_YAML, nl=False)
+        return
+    span = years_from(years)
+    result = run_assessment(ctx.obj["db_url"], policy_from(policy_path))
+    emit(render(result, ReportFormat(fmt), forecast(result.certificates, span)), out)
+    for err in result.errors:
+        click.echo(f"certwarden: not assessed: {err}", err=True)
+    if fail_on and result.at_or_above(Severity(fail_on)):
+        raise Findings
+
+
+@click.command("forecast")
+@click.option("--years", default=None, help=_YEARS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
+@click.pass_context
+def forecast_cmd(ctx: click.Context, years: str | None, as_json: bool) -> None:
+    """Per year: certificates over the CA/B ceiling then in force, and renewals needed."""
+    span = years_from(years)
+    _, certificates = read_inventory(ctx.obj["db_url"])
+    rows = [y.as_dict() for y in forecast(certificates, span)]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        click.echo(forecast_table(rows), nl=False)
+
+
+COMMANDS = (report_cmd, forecast_cmd)

@@ -1,0 +1,294 @@
+"""Every rule: at least one vector where it fires and one where it stays quiet.
+
+Vectors are forged with ``certwarden.cli.demo_forge`` (real certificates, real signatures).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+
+from certwarden.assess import RULES, RULES_BY_ID, Estate, Policy, Target, Thresholds, Waiver
+from certwarden.assess.engine import Assessor, assess
+from certwarden.assess.policy import Owner
+from certwarden.cli.demo_forge import Forged, forge, make_key
+from certwarden.records import KeyFile, Location, Sighting
+from certwarden.x509.verify import TrustStore
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+DAY = dt.timedelta(days=1)
+
+_ROOT = forge(subject="CN=Trusted Root", sans=(), ca=True, key="ec256",
+              not_before=NOW - 400 * DAY, days=3650)
+_INTER = forge(subject="CN=Trusted Issuing CA", sans=(), ca=True, issuer=_ROOT,
+               not_before=NOW - 300 * DAY, days=1800)
+_PRIV_ROOT = forge(subject="CN=Private Root", sans=(), ca=True, not_before=NOW - 10 * DAY,
+                   days=3650)
+_PRIV_INTER = forge(subject="CN=Private Issuing", sans=(), ca=True, issuer=_PRIV_ROOT,
+                    not_before=NOW - 10 * DAY, days=1000)
+TRUST = TrustStore.of([_ROOT.certificate], name="test roots")
+
+
+def good(**kw: object) -> Forged:
+    """A certificate every rule is happy with, unless ``kw`` changes that."""
+    base: dict[str, object] = {"subject": "CN=app.example.test", "sans": ("app.example.test",),
+                               "issuer": _INTER, "not_before": NOW - 10 * DAY, "days": 90}
+    base.update(kw)
+    return forge(**base)  # type: ignore[arg-type]
+
+
+def tls(f: Forged, chain: tuple[Forged, ...] = (_INTER,), *, host: str = "127.0.0.1",
+        sni: str | None = "app.example.test", port: int = 443) -> Sighting:
+    return Sighting(certificate=f.certificate, location=Location.tls(host, port, sni=sni),
+                    seen_at=NOW, chain=tuple(c.certificate for c in chain))
+
+
+def file(f: Forged, path: str = "/etc/app/app.pem", key: KeyFile | None = None,
+         position: int = 0) -> Sighting:
+    return Sighting(certificate=f.certificate, location=Location.file(path), seen_at=NOW,
+                    key=key, position=position)
+
+
+def run(rule: str, sighting: Sighting, *, policy: Policy | None = None,
+        others: tuple[Sighting, ...] = ()) -> list[str]:
+    """The messages ``rule`` gives for ``sighting`` (in an estate of it plus ``others``)."""
+    policy = policy or Policy()
+    estate = Estate.build((sighting, *others))
+    a = Assessor(policy=policy, trust=TRUST, estate=estate, now=NOW)
+    owner = policy.owner_of(sighting.location.uri)
+    t = Target(certificate=sighting.certificate, sighting=sighting, estate=estate,
+               policy=policy, now=NOW, owner=owner, chain=a._chain(sighting))
+    return [h.message for h in RULES_BY_ID[rule].check(t)]
+
+
+# rule id -> (vectors that must fire, vectors that must not). Each vector builds a Sighting.
+Vec = Callable[[], Sighting]
+_SELF = forge(subject="CN=self.example.test", sans=("self.example.test",),
+              not_before=NOW - DAY)
+_CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
+    "self-signed": (
+        [lambda: tls(_SELF, (), sni="self.example.test"), lambda: file(_SELF)],
+        [lambda: tls(good()), lambda: file(_ROOT, "/etc/ssl/certs/root.pem")]),
+    "self-issued-unverifiable": (
+        [lambda: tls(forge(subject="CN=si.example.test", sans=("si.example.test",),
+                           not_before=NOW - DAY, self_issued_bad_signature=True), (),
+                     sni="si.example.test")],
+        [lambda: tls(_SELF, (), sni="self.example.test"), lambda: tls(good())]),
+    "untrusted-chain": (
+        [lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT))],
+        [lambda: tls(good()), lambda: tls(good(), (_INTER, _ROOT)),
+         lambda: tls(_SELF, (), sni="self.example.test")]),
+    "incomplete-chain": (
+        [lambda: tls(good(), ()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER,))],
+        [lambda: tls(good()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT))]),
+    "expired": (
+        [lambda: tls(good(not_before=NOW - 100 * DAY, days=50))],
+        [lambda: tls(good())]),
+    "not-yet-valid": (
+        [lambda: tls(good(not_before=NOW + 5 * DAY))],
+        [lambda: tls(good())]),
+    "expiring-soon": (
+        [lambda: tls(good(not_before=NOW - 80 * DAY, days=90))],
+        [lambda: tls(good()), lambda: tls(good(not_before=NOW - 100 * DAY, days=50))]),
+    "validity-too-long": (
+        [lambda: tls(good(not_before=NOW - 10 * DAY, days=201)),
+         lambda: tls(good(not_before=dt.datetime(2025, 1, 1, tzinfo=dt.UTC), days=399))],
+        [lambda: tls(good(not_before=dt.datetime(2025, 1, 1, tzinfo=dt.UTC), days=397)),
+         lambda: file(_ROOT, "/etc/ssl/certs/root.pem")]),
+    "never-expires": (
+        [lambda: file(forge(not_before=NOW - DAY,
+                            not_after=dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC))),
+         lambda: tls(good(days=365 * 12))],
+        [lambda: tls(good()), lambda: file(_ROOT, "/etc/ssl/certs/root.pem")]),
+    "weak-key": (
+        [lambda: tls(good(key="rsa1024")), lambda: tls(good(key="ec192")),
+         lambda: tls(good(key="dsa2048"))],
+        [lambda: tls(good()), lambda: tls(good(key="rsa2048")), lambda: tls(good(key="ed25519"))]),
+    "weak-signature": (
+        [lambda: file(forge(key="rsa2048", hash_name="sha1", not_before=NOW - DAY)),
+         lambda: file(forge(key="rsa2048", hash_name="md5", not_before=NOW - DAY))],
+        [lambda: tls(good()),
+         lambda: file(forge(subject="CN=Old Root", sans=(), ca=True, key="rsa2048",
+                            hash_name="sha1", not_before=NOW - DAY), "/etc/ssl/certs/o.pem")]),
+    "missing-san": (
+        [lambda: tls(good(sans=()))],
+        [lambda: tls(good()), lambda: file(_ROOT, "/etc/ssl/certs/root.pem"),
+         lambda: file(good(sans=(), eku=("clientAuth",)))]),
+    "cn-not-in-san": (
+        [lambda: tls(good(subject="CN=other.example.test"))],
+        [lambda: tls(good()), lambda: tls(good(subject="O=No CN"))]),
+    "wildcard": (
+        [lambda: tls(good(sans=("*.example.test",), subject="CN=*.example.test"))],
+        [lambda: tls(good())]),
+    "hostname-mismatch": (
+        [lambda: tls(good(), sni="db.example.test"), lambda: tls(good(), sni=None)],
+        [lambda: tls(good()), lambda: tls(good(sans=("127.0.0.1",), subject="CN=127.0.0.1"),
+                                          sni=None),
+         lambda: tls(good(sans=("*.example.test",)), sni="app.example.test"),
+         lambda: file(good(), "/srv/db.pem")]),
+    "ca-cert-served-as-leaf": (
+        [lambda: tls(_INTER, (_ROOT,))],
+        [lambda: tls(good()), lambda: file(_INTER, "/etc/ssl/inter.pem")]),
+    "key-reuse": (
+        [lambda: _key_reuse()[0]],
+        [lambda: tls(good())]),
+    "cert-sprawl": (
+        [lambda: _sprawl(5)],
+        [lambda: _sprawl(4), lambda: _sprawl(5, _INTER)]),
+    "private-key-exposed": (
+        [lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=True, mode=0o644)),
+         lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=False,
+                                          mode=0o600))],
+        [lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=True, mode=0o600)),
+         lambda: file(good())]),
+    "placeholder-subject": (
+        [lambda: tls(good(subject="CN=app.example.test,O=Internet Widgits Pty Ltd")),
+         lambda: tls(good(subject="CN=localhost"), sni="app.example.test")],
+        [lambda: tls(good()),
+         lambda: tls(good(subject="CN=localhost", sans=("localhost",)), sni="localhost")]),
+    "v1-certificate": (
+        [lambda: file(forge(version=1, not_before=NOW - DAY))],
+        [lambda: tls(good())]),
+    "bad-serial": (
+        [lambda: tls(good(serial=0)), lambda: tls(good(serial=-7)),
+         lambda: tls(good(serial=1 << 160))],
+        [lambda: tls(good()), lambda: tls(good(serial=(1 << 159) - 1))]),
+    "shadow-certificate": (
+        [lambda: tls(_SELF, (), sni="self.example.test")],
+        [lambda: tls(good())]),
+}
+_REUSE_KEY = make_key("ec256")
+
+
+def _key_reuse() -> tuple[Sighting, Sighting]:
+    a = good(key=_REUSE_KEY, subject="CN=a.example.test", sans=("a.example.test",))
+    b = good(key=_REUSE_KEY, subject="CN=b.example.test", sans=("b.example.test",))
+    return file(a, "/srv/a.pem"), file(b, "/srv/b.pem")
+
+
+_SPRAWLED = good()
+
+
+def _sprawl(n: int, cert: Forged = _SPRAWLED) -> Sighting:
+    return file(cert, f"/bundles/{8000 + n}.pem")
+
+
+def _others(rule: str, s: Sighting) -> tuple[Sighting, ...]:
+    if rule == "key-reuse":
+        return _key_reuse()[1:] if s.location.uri.endswith("a.pem") else ()
+    if rule == "cert-sprawl":
+        assert s.location.path is not None
+        count = int(s.location.path.split("/")[-1].split(".")[0]) - 8000
+        mine = Forged(certificate=s.certificate, key=None)
+        return tuple(tls(mine, port=9000 + i) for i in range(count - 1))
+    return ()
+
+
+def test_rule_ids_unique_and_every_rule_has_vectors() -> None:
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    per_cert = {r.id for r in RULES if r.scope.value != "policy"}
+    assert per_cert == set(_CASES), per_cert ^ set(_CASES)
+    for r in RULES:
+        assert r.rationale, r.id
+        assert r.citation, r.id
+        assert r.remediation, r.id
+
+
+@pytest.mark.parametrize("rule", sorted(_CASES))
+def test_rule_fires_on_failing_vectors(rule: str) -> None:
+    for make in _CASES[rule][0]:
+        s = make()
+        assert run(rule, s, others=_others(rule, s)), f"{rule} stayed quiet on {s.location.uri}"
+
+
+@pytest.mark.parametrize("rule", sorted(_CASES))
+def test_rule_quiet_on_passing_vectors(rule: str) -> None:
+    for make in _CASES[rule][1]:
+        s = make()
+        msgs = run(rule, s, others=_others(rule, s))
+        assert msgs == [], f"{rule} fired on {s.location.uri}: {msgs}"
+
+
+def test_shadow_quiet_when_an_owner_is_known() -> None:
+    policy = Policy(owners=(Owner(match="tls://127.0.0.1:*", team="web"),))
+    assert run("shadow-certificate", tls(_SELF, (), sni="self.example.test"), policy=policy) == []
+    assert run("self-signed", tls(_SELF, (), sni="self.example.test"), policy=policy)
+
+
+def test_private_ceiling_is_stricter_for_private_certificates_only() -> None:
+    policy = Policy(thresholds=Thresholds(private_max_validity_days=30))
+    private = tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT))
+    assert "policy ceiling" in run("validity-too-long", private, policy=policy)[0]
+    assert run("validity-too-long", tls(good()), policy=policy) == []
+
+
+def test_expired_exception_is_a_finding_and_silences_nothing() -> None:
+    cert = good(not_before=NOW - 100 * DAY, days=50)
+    s = tls(cert)
+    live = Waiver(reason="migration", owner="web", expires=NOW.date() + 10 * DAY,
+                  sha256=cert.certificate.sha256, rules=("expired",))
+    gone = dataclasses.replace(live, expires=NOW.date() - DAY, line=7)
+    quiet = assess([s], policy=Policy(exceptions=(live,)), trust=TRUST, now=NOW)
+    assert "expired" not in {f.rule for f in quiet.findings}
+    assert quiet.suppressed == 1
+    loud = assess([s], policy=Policy(exceptions=(gone,), source="p.yaml"), trust=TRUST, now=NOW)
+    rules = [f.rule for f in loud.findings]
+    assert "expired" in rules
+    assert "exception-expired" in rules
+    ex = next(f for f in loud.findings if f.rule == "exception-expired")
+    assert ex.evidence["policy"] == "p.yaml:7"
+    assert ex.owner == "web"
+
+
+def test_severity_override_and_rule_off() -> None:
+    from certwarden.assess import Severity
+
+    s = tls(good(sans=("*.example.test",), subject="CN=*.example.test"))
+    on = assess([s], policy=Policy(severity={"wildcard": Severity.HIGH}), trust=TRUST, now=NOW)
+    assert [f.severity for f in on.findings if f.rule == "wildcard"] == [Severity.HIGH]
+    off = assess([s], policy=Policy(disabled=frozenset({"wildcard"})), trust=TRUST, now=NOW)
+    assert "wildcard" not in {f.rule for f in off.findings}
+
+
+def test_clean_estate_has_no_findings() -> None:
+    result = assess([tls(good())], trust=TRUST, now=NOW,
+                    policy=Policy(owners=(Owner(match="*", team="web"),)))
+    assert result.findings == ()
+
+
+def test_chain_verdict_shared_per_chain_but_each_leaf_signature_checked() -> None:
+    honest = good(subject="CN=h.example.test", sans=("h.example.test",))
+    forged = good(subject="CN=f.example.test", sans=("f.example.test",),
+                  signer_key=make_key("ec256"))
+    assert honest.certificate.authority_key_id == forged.certificate.authority_key_id
+    honest2 = good(subject="CN=h2.example.test", sans=("h2.example.test",))
+    policy = Policy(owners=(Owner(match="*", team="t"),))
+    # The forged leaf first (it represents the chain shape), then honest ones, then again.
+    for order in ([forged, honest, honest2], [honest, forged, honest2]):
+        sightings = [tls(f, sni=f.certificate.sans.dns[0]) for f in order]
+        result = assess(sightings, trust=TRUST, now=NOW, policy=policy)
+        by_subject = {(f.subject, f.rule) for f in result.findings}
+        assert by_subject == {(forged.certificate.subject, "untrusted-chain")}, order
+        msg = next(f.message for f in result.findings)
+        assert "does not verify" in msg
+
+
+def test_every_rule_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "assessment.md").read_text()
+    missing = [r.id for r in RULES if f'<a id="{r.id}"></a>`{r.id}`' not in doc]
+    assert not missing
+
+
+def test_findings_by_location_for_inspect_and_scan() -> None:
+    from certwarden.assess import findings_by_location
+
+    clean, selfs = tls(good()), tls(_SELF, (), sni="self.example.test", port=9443)
+    out = findings_by_location([clean, selfs], trust=TRUST, now=NOW)
+    assert out[clean.location.uri] == []
+    assert {f.rule for f in out[selfs.location.uri]} == {"self-signed", "shadow-certificate"}
