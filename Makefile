@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the peer tests use: real peers, never fakes.
 DEB_PACKAGES := openssl softhsm2 tshark postgresql certbot lego dehydrated uacme caddy \
-                chromium faketime iproute2 nmap pebble wrk openjdk-17-jre-headless
+                chromium faketime iproute2 nmap pebble wrk openjdk-17-jre-headless curl
 
 .PHONY: demo test venv deb lint typecheck bench clean
 
@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/parse.py
 	$(BIN)/python bench/assess.py
 	$(BIN)/python bench/traffic.py
+	$(BIN)/python bench/ca.py
 	$(BIN)/python bench/acme.py
 
 clean:

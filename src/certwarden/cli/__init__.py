@@ -65,6 +65,8 @@ COMMAND_MODULES = (
     "certwarden.cli.demo",
     "certwarden.cli.create",
     "certwarden.cli.traffic",
+    "certwarden.cli.ca",
+    "certwarden.cli.serve",
     "certwarden.cli.acme",
 )
 

@@ -1,0 +1,159 @@
+"""``certwarden serve``: OCSP and CRL (and whatever routers are mounted) on uvicorn.
+
+Binds 127.0.0.1 by default. ``--https`` serves with a certificate our own CA issues at start
+(tls-server profile, for the bind host), its key kept in a 0600 temporary directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from certwarden.ca import Authority
+from certwarden.ca.publish import Publisher
+from certwarden.cli import fail, write_text
+from certwarden.cli.ca import passphrase_option, passphrase_source, pin_option
+from certwarden.store.ca_ledger import SqlLedger
+
+DEFAULT_HTTP = "127.0.0.1:8080"
+
+
+def split_bind(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        fail(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+
+    from certwarden.ca.keys import KeyAlgorithm, generate_private_key
+
+    key = generate_private_key(KeyAlgorithm.EC_P256)
+    try:
+        ipaddress.ip_address(host)
+        names = [host, "localhost"]
+    except ValueError:
+        names = [host]
+    chain = authority.issue(public_key=key.public_key(),
+                            profile="tls-server", names=names, requested_by="serve")
+    cert_path, key_path = workdir / "serve.pem", workdir / "serve.key"
+    write_text(str(cert_path), chain.pem())
+    write_text(str(key_path), key.private_bytes(serialization.Encoding.PEM,
+                                                serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()).decode(),
+               mode=0o600)
+    return str(cert_path), str(key_path)
+
+
+@click.command("serve")
+@click.option("--http", "http_bind", default=None, metavar="HOST:PORT",
+              help=f"Plain HTTP listener (default {DEFAULT_HTTP} when no --https).")
+@click.option("--https", "https_bind", default=None, metavar="HOST:PORT",
+              help="HTTPS listener with a certificate from our own CA.")
+@click.option("--ca", "ca_name", default=None, help="CA for the --https certificate.")
+@click.option("--no-warm", is_flag=True, help="Do not pre-sign OCSP answers at start.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (one listener only when more than 1).")
+@passphrase_option
+@pin_option
+@click.pass_context
+def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
+              ca_name: str | None, no_warm: bool, workers: int, passphrase_file: str | None,
+              pin: str | None) -> None:
+    """Serve OCSP (/ocsp) and CRLs (/crl/<issuer>.crl) over HTTP and/or HTTPS."""
+    import uvicorn
+
+    from certwarden.web.app import create_app
+
+    if not http_bind and not https_bind:
+        http_bind = DEFAULT_HTTP
+    for bind in (http_bind, https_bind):
+        if bind:
+            split_bind(bind)  # bad input is reported before any key is opened
+    ledger = SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
+    passphrase = passphrase_source(passphrase_file)
+    if workers > 1:
+        _serve_workers(ledger, http_bind, https_bind, workers, ca_name=ca_name,
+                       no_warm=no_warm, passphrase=passphrase, pin=pin)
+        return
+    publisher = Publisher.open(ledger, passphrase=passphrase, pin=pin)
+    if not no_warm:
+        threading.Thread(target=publisher.responder.warm, name="ocsp-warm", daemon=True).start()
+    app = create_app(publisher=publisher)
+    configs: list[Any] = []
+    workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
+    if http_bind:
+        host, port = split_bind(http_bind)
+        configs.append(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                      access_log=False))
+    if https_bind:
+        host, port = split_bind(https_bind)
+        authority = Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)
+        certfile, keyfile = _https_files(authority, host, workdir)
+        configs.append(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                      access_log=False, ssl_certfile=certfile,
+                                      ssl_keyfile=keyfile))
+    for cfg in configs:
+        scheme = "https" if cfg.ssl_certfile else "http"
+        click.echo(f"serving {scheme}://{cfg.host}:{cfg.port}/ (ocsp, crl)", err=True)
+
+    async def run_all() -> None:
+        await asyncio.gather(*(uvicorn.Server(cfg).serve() for cfg in configs))
+
+    try:
+        asyncio.run(run_all())
+    finally:
+        for p in workdir.iterdir():
+            p.unlink()
+        workdir.rmdir()
+
+
+def _serve_workers(ledger: SqlLedger, http_bind: str | None, https_bind: str | None,
+                   workers: int, *, ca_name: str | None, no_warm: bool,
+                   passphrase: Callable[[], bytes], pin: str | None) -> None:
+    """Several processes on one listener: uvicorn spawns them and each builds its own app
+    (``web.app.create_app_from_env``) from the environment set here."""
+    import os
+
+    import uvicorn
+
+    if http_bind and https_bind:
+        fail("--workers > 1 serves one listener: give --http or --https, not both")
+    os.environ["CERTWARDEN_DATABASE_URL"] = ledger.engine.url.render_as_string(
+        hide_password=False)
+    # Opened once here so a wrong or missing passphrase fails now, with one line.
+    Publisher.open(ledger, passphrase=passphrase, pin=pin)
+    os.environ["CERTWARDEN_CA_PASSPHRASE"] = passphrase().decode()
+    if pin:
+        os.environ["CERTWARDEN_PKCS11_PIN"] = pin
+    if no_warm:
+        os.environ["CERTWARDEN_SERVE_NO_WARM"] = "1"
+    host, port = split_bind(https_bind or http_bind or DEFAULT_HTTP)
+    ssl: dict[str, Any] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
+    try:
+        if https_bind:
+            authority = Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)
+            certfile, keyfile = _https_files(authority, host, workdir)
+            ssl = {"ssl_certfile": certfile, "ssl_keyfile": keyfile}
+        scheme = "https" if https_bind else "http"
+        click.echo(f"serving {scheme}://{host}:{port}/ (ocsp, crl) with {workers} workers",
+                   err=True)
+        uvicorn.run("certwarden.web.app:create_app_from_env", factory=True, host=host,
+                    port=port, workers=workers, log_level="warning", access_log=False, **ssl)
+    finally:
+        for p in workdir.iterdir():
+            p.unlink()
+        workdir.rmdir()
+
+
+COMMANDS = (serve_cmd,)
