@@ -71,6 +71,42 @@ def split_pem(text: str) -> tuple[str, ...]:
     return tuple(part.strip() + "\n" + end + "\n" for part in text.split(end) if part.strip())
 
 
+def authority_profiles(authority: Any) -> dict[str, str]:
+    """The CA's profiles (built-in and configured) with a one-line description each."""
+    from certwarden.ca.profiles import BUILTIN
+
+    found = {**BUILTIN, **dict(getattr(authority.config, "profiles", {}) or {})}
+    out = {}
+    for name, prof in sorted(found.items()):
+        days = prof.lifetime.total_seconds() / 86400
+        life = f"{days:g} days" if days >= 1 else f"{days * 24:g} hours"
+        out[name] = f"{', '.join(prof.extended_key_usage)}; {life}" + (
+            "; X.509-SVID (needs a spiffe:// URI, which ACME cannot order)" if prof.spiffe else "")
+    return out
+
+
+def acme_settings_from_env(env: Mapping[str, str]) -> AcmeSettings:
+    """``certwarden serve`` options travel to worker processes in the environment."""
+    from certwarden.acme.validation import PRIVATE_NETWORKS, ValidatorSettings
+
+    allow = tuple(a for a in env.get("CERTWARDEN_ACME_ALLOW", "").split(",") if a)
+    validator = ValidatorSettings(
+        resolver=env.get("CERTWARDEN_ACME_RESOLVER") or None,
+        http_port=int(env.get("CERTWARDEN_ACME_HTTP_PORT", "80")),
+        tls_port=int(env.get("CERTWARDEN_ACME_TLS_PORT", "443")),
+        allow=allow or PRIVATE_NETWORKS)
+    return AcmeSettings(validator=validator,
+                        nonces=env.get("CERTWARDEN_ACME_NONCES", "memory"))
+
+
+def acme_router_from_env(env: Mapping[str, str], *, db_url: str | None,
+                         authority: Any) -> APIRouter:
+    """The ``/acme`` router ``certwarden serve`` mounts, in front of ``authority``."""
+    issuer = AuthorityIssuer(authority, profiles=authority_profiles(authority))
+    server = build_acme_server(db_url=db_url, issuer=issuer, settings=acme_settings_from_env(env))
+    return acme_router(server)
+
+
 def build_acme_server(*, db_url: str | None, issuer: CertificateIssuer,
                       settings: AcmeSettings | None = None) -> AcmeServer:
     """The composition root: SQL store + the CA + settings -> an ACME core."""
