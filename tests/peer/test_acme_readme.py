@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from acme_support import DnsZone, free_port
 from cryptography import x509
 
+from acme_support import DnsZone, free_port
 from conftest import require_tool
 
 pytestmark = [pytest.mark.peer("certbot"), pytest.mark.slow]
