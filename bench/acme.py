@@ -9,8 +9,9 @@ through the same loopback DNS server, and validate against the same http-01 resp
 
     .venv/bin/python bench/acme.py [--seconds 15] [--concurrency 16]
 
-certwarden runs as one uvicorn process over SQLite (WAL) in a temporary directory; its rate
-limits are switched off, as Pebble has none. The issuing CA is the tests' cryptography CA.
+certwarden runs as one uvicorn process over SQLite (WAL) in a temporary directory, issuing
+from its own private CA (``certwarden ca init``; ``--issuer test-ca`` for the tests' in-memory
+CA); its rate limits are switched off, as Pebble has none.
 """
 
 from __future__ import annotations
@@ -54,7 +55,18 @@ def serve_certwarden(args: argparse.Namespace) -> None:
                                     tls_port=args.http_port + 1),
         ip_limit=None, account_limit=None, new_order_limit=None, new_account_ip_limit=None,
         validation_workers=16, nonces="database" if args.server_procs > 1 else "memory")
-    server = build_acme_server(db_url=args.db, issuer=MiniCA(), settings=settings)
+    if args.issuer == "ca":  # the private CA itself (file key, SQL ledger)
+        from certwarden.ca import Authority
+        from certwarden.store.ca_ledger import SqlLedger
+        from certwarden.web.acme import AuthorityIssuer, authority_profiles
+
+        authority = Authority.open(SqlLedger.open(args.db),
+                                   passphrase=lambda: os.environ["CERTWARDEN_CA_PASSPHRASE"]
+                                   .encode())
+        issuer: Any = AuthorityIssuer(authority, profiles=authority_profiles(authority))
+    else:
+        issuer = MiniCA()
+    server = build_acme_server(db_url=args.db, issuer=issuer, settings=settings)
     app = FastAPI()
     mount_acme(app, server)
     # Several server processes share one port through SO_REUSEPORT (the kernel spreads
@@ -206,13 +218,20 @@ async def main_async(args: argparse.Namespace) -> int:
         with zone.serving() as (dns_host, dns_port):
             resolver = f"{dns_host}:{dns_port}"
             if args.only in (None, "certwarden"):
+                os.environ["CERTWARDEN_CA_PASSPHRASE"] = "bench-only"  # noqa: S105 - throwaway CA
+                os.environ["CERTWARDEN_CA_DIR"] = str(tmp / "ca-keys")
+                if args.issuer == "ca":
+                    subprocess.run([str(Path(sys.executable).parent / "certwarden"), "--db",
+                                    f"sqlite:///{tmp / 'acme.db'}", "ca", "init", "--name",
+                                    "Bench CA"], check=True, capture_output=True)
                 port = free_port()
                 proc = subprocess.Popen([sys.executable, __file__, "--serve-certwarden",
                                          "--port", str(port), "--resolver", resolver,
                                          "--http-port", str(http_port),
                                          "--db", f"sqlite:///{tmp / 'acme.db'}",
                                          "--cert", str(cert), "--key", str(key),
-                                         "--server-procs", str(args.server_procs)])
+                                         "--server-procs", str(args.server_procs),
+                                         "--issuer", args.issuer])
                 procs.append(proc)
                 wait_port(port, proc)
                 for _ in range(args.server_procs - 1):
@@ -271,6 +290,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=1,
                     help="load-client processes sharing --concurrency (default 1)")
     ap.add_argument("--only", choices=("certwarden", "pebble"))
+    ap.add_argument("--issuer", choices=("ca", "test-ca"), default="ca",
+                    help="certwarden's private CA (default) or the tests' in-memory CA")
     ap.add_argument("--server-procs", type=int, default=1,
                     help="certwarden server processes on one port (database nonces if > 1)")
     ap.add_argument("--keep-logs", action="store_true", help="print Pebble's log on failures")
