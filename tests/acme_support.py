@@ -364,10 +364,11 @@ def write_root(ca: MiniCA, path: Path) -> Path:
 class AcmeEnv:
     """The ACME app (real SQL store, real CA) plus a DNS server and an http-01 responder."""
 
-    def __init__(self, *, db_url: str, settings_overrides: Mapping[str, Any] | None = None
-                 ) -> None:
+    def __init__(self, *, db_url: str, settings_overrides: Mapping[str, Any] | None = None,
+                 issuer: Any = None) -> None:
         self.db_url = db_url
         self.ca = MiniCA()
+        self.issuer = issuer if issuer is not None else self.ca
         self.dns = DnsZone()
         self.http01 = Http01Responder()
         self.overrides = dict(settings_overrides or {})
@@ -386,7 +387,7 @@ class AcmeEnv:
             validator = self.overrides.pop("validator", None) or ValidatorSettings(
                 resolver=self.resolver, http_port=http_port, tls_port=free_port(), timeout=3.0)
             self.settings = AcmeSettings(validator=validator, **self.overrides)
-            self.server = build_acme_server(db_url=self.db_url, issuer=self.ca,
+            self.server = build_acme_server(db_url=self.db_url, issuer=self.issuer,
                                             settings=self.settings)
             self.app = FastAPI()
             mount_acme(self.app, self.server)
