@@ -57,7 +57,7 @@ async def test_issue_revoke_through_the_real_ca(env: AcmeEnv, client: AcmeClient
                                                 ledger: MemoryLedger) -> None:
     d = await client.load_directory()
     assert {"tls-server", "tls-client", "spiffe", "short-web"} <= set(d["meta"]["profiles"])
-    pem, order = await client.issue(["real.internal"], answer=env.publish_http01)
+    pem, _ = await client.issue(["real.internal"], answer=env.publish_http01)
     chain = x509.load_pem_x509_certificates(pem.encode())
     assert len(chain) == 2
     chain[0].verify_directly_issued_by(chain[1])
