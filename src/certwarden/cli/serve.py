@@ -72,6 +72,8 @@ def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, s
               help="Port the ACME validator checks tls-alpn-01 on.")
 @click.option("--acme-allow", multiple=True, metavar="CIDR",
               help="Addresses the ACME validator may connect to (default: private ranges).")
+@click.option("--acme-eab", is_flag=True,
+              help="ACME accounts need External Account Binding (keys: certwarden acme eab-add).")
 @click.option("--no-acme", is_flag=True, help="Do not serve ACME under /acme.")
 @passphrase_option
 @pin_option
@@ -79,7 +81,8 @@ def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, s
 def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
               ca_name: str | None, no_warm: bool, workers: int, acme_resolver: str | None,
               acme_http_port: int, acme_tls_port: int, acme_allow: tuple[str, ...],
-              no_acme: bool, passphrase_file: str | None, pin: str | None) -> None:
+              acme_eab: bool, no_acme: bool, passphrase_file: str | None,
+              pin: str | None) -> None:
     """Serve OCSP (/ocsp), CRLs (/crl/<issuer>.crl) and ACME (/acme/directory)."""
     import uvicorn
 
@@ -92,6 +95,7 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
             split_bind(bind)  # bad input is reported before any key is opened
     acme_env = _acme_env(acme_resolver, acme_http_port, acme_tls_port, acme_allow, no_acme,
                          workers=workers, ca_name=ca_name)
+    acme_env["CERTWARDEN_ACME_EAB"] = "required" if acme_eab else ""
     ledger = SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
     passphrase = passphrase_source(passphrase_file)
     if workers > 1:

@@ -96,7 +96,8 @@ def acme_settings_from_env(env: Mapping[str, str]) -> AcmeSettings:
         tls_port=int(env.get("CERTWARDEN_ACME_TLS_PORT", "443")),
         allow=allow or PRIVATE_NETWORKS)
     return AcmeSettings(validator=validator,
-                        nonces=env.get("CERTWARDEN_ACME_NONCES", "memory"))
+                        nonces=env.get("CERTWARDEN_ACME_NONCES", "memory"),
+                        eab_required=env.get("CERTWARDEN_ACME_EAB") == "required")
 
 
 def acme_router_from_env(env: Mapping[str, str], *, db_url: str | None,
