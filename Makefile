@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/assess.py
 	$(BIN)/python bench/traffic.py
 	$(BIN)/python bench/ca.py
+	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/acme.py
 
 clean:

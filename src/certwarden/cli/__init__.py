@@ -67,6 +67,10 @@ COMMAND_MODULES = (
     "certwarden.cli.traffic",
     "certwarden.cli.ca",
     "certwarden.cli.serve",
+    "certwarden.cli.scan",
+    "certwarden.cli.discover",
+    "certwarden.cli.inventory",
+    "certwarden.cli.lifecycle",
     "certwarden.cli.acme",
 )
 

@@ -1,1 +1,1 @@
-"""certwarden.lifecycle"""
+"""Replace, renew, deploy; distribute trust. Imports ca, store, discovery (DESIGN.md)."""

@@ -1,0 +1,121 @@
+"""``certwarden replace`` and ``certwarden trust``: move certificates under the private CA,
+and hand its root to the clients that must trust it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from certwarden.ca import Authority
+from certwarden.ca.model import IssuerRole
+from certwarden.cli import emit_json, fail
+from certwarden.cli.ca import passphrase_option, passphrase_source
+from certwarden.lifecycle import replace as rp
+from certwarden.lifecycle.trust import (
+    ALL_FORMATS,
+    JAVA_DEFAULT_STOREPASS,
+    BundleFormat,
+    write_bundles,
+)
+from certwarden.store.ca_ledger import SqlLedger
+from certwarden.store.inventory import Inventory
+from certwarden.x509 import Certificate
+
+
+@click.command("replace")
+@click.option("--select", "selection", type=click.Choice([s.value for s in rp.Selection]),
+              default=rp.Selection.SELF_SIGNED.value, show_default=True,
+              help="Which leaves to replace: self-signed ones, or all our CA did not issue.")
+@click.option("--location", "locations", multiple=True, metavar="GLOB",
+              help="Only locations whose URI matches (repeatable), e.g. 'file:///etc/*'.")
+@click.option("--apply", "apply_in_place", is_flag=True,
+              help="Swap certificate and key files in place (a backup of each is kept).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; issue nothing.")
+@click.option("--out", "out_dir", default="certwarden-replacements", show_default=True,
+              help="Where new files go for locations that cannot be swapped in place.")
+@click.option("--profile", default=rp.DEFAULT_PROFILE, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@passphrase_option
+@click.option("--pin", default=None, help="PKCS#11 PIN when the CA key is in a token.")
+@click.pass_context
+def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
+                apply_in_place: bool, dry_run: bool, out_dir: str, profile: str, as_json: bool,
+                passphrase_file: str | None, pin: str | None) -> None:
+    """Replace self-signed certificates in the inventory with ones from the private CA."""
+    import fnmatch
+
+    db = ctx.obj.get("db_url")
+    ledger = SqlLedger.open(db)
+    ours = frozenset(Certificate.from_der(i.certificate_der).subject for i in ledger.issuers())
+    inventory = Inventory.open(db)
+    try:
+        sightings = [s for s in inventory.sightings()
+                     if not locations or any(fnmatch.fnmatch(s.location.uri, g) for g in locations)]
+        items = rp.plan(sightings, selection=rp.Selection(selection), our_issuers=ours)
+        if dry_run or not items:
+            results = [rp.Result(item=i, status=rp.Status.PLANNED if i.action is not rp.Action.SKIP
+                                 else rp.Status.SKIPPED) for i in items]
+        else:
+            authority = Authority.open(ledger, passphrase=passphrase_source(passphrase_file),
+                                       pin=pin)
+            results = rp.execute(items, authority, out_dir=out_dir, apply_in_place=apply_in_place,
+                                 profile=profile, now=dt.datetime.now(dt.UTC))
+            rp.rescan_files(inventory, results)
+    finally:
+        inventory.close()
+    if as_json:
+        emit_json([r.as_dict() for r in results])
+        return
+    if not results:
+        click.echo("nothing to replace: no matching leaf in the inventory")
+        return
+    table = Table(title=f"replacement plan ({len(results)} location(s))", title_justify="left")
+    for col in ("location", "names", "action", "status", "detail"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        detail = r.reason or (", ".join(r.paths) if r.paths else r.item.reason)
+        table.add_row(r.item.location, ", ".join(r.item.names), str(r.item.action),
+                      str(r.status), detail)
+    Console().print(table)
+
+
+@click.group("trust")
+def trust() -> None:
+    """Distribute the private CA's root to the clients that must trust it."""
+
+
+@trust.command("bundle")
+@click.option("--out", "out_dir", required=True, help="Directory to write the bundles into.")
+@click.option("--format", "formats", multiple=True,
+              type=click.Choice([f.value for f in ALL_FORMATS]),
+              help="Repeatable; default: every format.")
+@click.option("--storepass", default=JAVA_DEFAULT_STOREPASS, show_default=True,
+              help="Password of the Java truststores (they hold no secret).")
+@click.option("--namespace", default=None, help="Namespace for the Kubernetes ConfigMap.")
+@click.option("--extra", "extras", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Another CA certificate (PEM/DER) to include (repeatable).")
+@click.pass_context
+def bundle(ctx: click.Context, out_dir: str, formats: tuple[str, ...], storepass: str,
+           namespace: str | None, extras: tuple[str, ...]) -> None:
+    """Write the root as a PEM bundle, JKS and PKCS#12 truststores, and a ConfigMap."""
+    from certwarden.x509 import read_source
+
+    ledger = SqlLedger.open(ctx.obj.get("db_url"))
+    anchors = [Certificate.from_der(i.certificate_der) for i in ledger.issuers()
+               if i.role is IssuerRole.ROOT]
+    for path in extras:
+        anchors.extend(read_source(path).certificates)
+    if not anchors:
+        fail("no private CA root in this inventory (run `certwarden ca init` first)")
+    written = write_bundles(anchors, Path(out_dir),
+                            formats=[BundleFormat(f) for f in formats] or ALL_FORMATS,
+                            store_password=storepass, namespace=namespace)
+    for w in written:
+        click.echo(f"{w.format}: {w.path} ({w.anchors} anchor(s))")
+
+
+COMMANDS = (replace_cmd, trust)
