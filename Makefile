@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/traffic.py
 	$(BIN)/python bench/ca.py
 	$(BIN)/python bench/scan.py
+	$(BIN)/python bench/acme.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -71,6 +71,7 @@ COMMAND_MODULES = (
     "certwarden.cli.discover",
     "certwarden.cli.inventory",
     "certwarden.cli.lifecycle",
+    "certwarden.cli.acme",
 )
 
 

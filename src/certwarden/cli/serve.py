@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -63,13 +64,26 @@ def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, s
 @click.option("--no-warm", is_flag=True, help="Do not pre-sign OCSP answers at start.")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes (one listener only when more than 1).")
+@click.option("--acme-resolver", default=None, metavar="IP[:PORT]",
+              help="DNS server the ACME validator asks (default: the system resolver).")
+@click.option("--acme-http-port", type=click.IntRange(1, 65535), default=80, show_default=True,
+              help="Port the ACME validator fetches http-01 answers from.")
+@click.option("--acme-tls-port", type=click.IntRange(1, 65535), default=443, show_default=True,
+              help="Port the ACME validator checks tls-alpn-01 on.")
+@click.option("--acme-allow", multiple=True, metavar="CIDR",
+              help="Addresses the ACME validator may connect to (default: private ranges).")
+@click.option("--acme-eab", is_flag=True,
+              help="ACME accounts need External Account Binding (keys: certwarden acme eab-add).")
+@click.option("--no-acme", is_flag=True, help="Do not serve ACME under /acme.")
 @passphrase_option
 @pin_option
 @click.pass_context
 def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
-              ca_name: str | None, no_warm: bool, workers: int, passphrase_file: str | None,
+              ca_name: str | None, no_warm: bool, workers: int, acme_resolver: str | None,
+              acme_http_port: int, acme_tls_port: int, acme_allow: tuple[str, ...],
+              acme_eab: bool, no_acme: bool, passphrase_file: str | None,
               pin: str | None) -> None:
-    """Serve OCSP (/ocsp) and CRLs (/crl/<issuer>.crl) over HTTP and/or HTTPS."""
+    """Serve OCSP (/ocsp), CRLs (/crl/<issuer>.crl) and ACME (/acme/directory)."""
     import uvicorn
 
     from certwarden.web.app import create_app
@@ -79,16 +93,27 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
     for bind in (http_bind, https_bind):
         if bind:
             split_bind(bind)  # bad input is reported before any key is opened
+    acme_env = _acme_env(acme_resolver, acme_http_port, acme_tls_port, acme_allow, no_acme,
+                         workers=workers, ca_name=ca_name)
+    acme_env["CERTWARDEN_ACME_EAB"] = "required" if acme_eab else ""
     ledger = SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
     passphrase = passphrase_source(passphrase_file)
     if workers > 1:
+        os.environ.update(acme_env)
         _serve_workers(ledger, http_bind, https_bind, workers, ca_name=ca_name,
                        no_warm=no_warm, passphrase=passphrase, pin=pin)
         return
     publisher = Publisher.open(ledger, passphrase=passphrase, pin=pin)
     if not no_warm:
         threading.Thread(target=publisher.responder.warm, name="ocsp-warm", daemon=True).start()
-    app = create_app(publisher=publisher)
+    routers = []
+    if not no_acme:
+        from certwarden.web.acme import acme_router_from_env
+
+        routers.append(acme_router_from_env(
+            acme_env, db_url=ctx.obj.get("db_url") if ctx.obj else None,
+            authority=Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)))
+    app = create_app(publisher=publisher, routers=routers)
     configs: list[Any] = []
     workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
     if http_bind:
@@ -104,7 +129,8 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
                                       ssl_keyfile=keyfile))
     for cfg in configs:
         scheme = "https" if cfg.ssl_certfile else "http"
-        click.echo(f"serving {scheme}://{cfg.host}:{cfg.port}/ (ocsp, crl)", err=True)
+        click.echo(f"serving {scheme}://{cfg.host}:{cfg.port}/ (ocsp, crl"
+                   f"{'' if no_acme else ', acme'})", err=True)
 
     async def run_all() -> None:
         await asyncio.gather(*(uvicorn.Server(cfg).serve() for cfg in configs))
@@ -115,6 +141,33 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
         for p in workdir.iterdir():
             p.unlink()
         workdir.rmdir()
+
+
+def _acme_env(resolver: str | None, http_port: int, tls_port: int, allow: tuple[str, ...],
+              no_acme: bool, *, workers: int, ca_name: str | None) -> dict[str, str]:
+    """ACME validator options, checked now, as environment (worker processes read it)."""
+    import ipaddress
+
+    from certwarden.acme.validation import parse_hostport
+
+    if resolver:
+        try:
+            parse_hostport(resolver)
+        except ValueError as exc:
+            fail(f"--acme-resolver: {exc}")
+    for cidr in allow:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            fail(f"--acme-allow: {cidr!r} is not an address or CIDR range")
+    if no_acme:
+        return {"CERTWARDEN_ACME": "off"}
+    return {"CERTWARDEN_ACME": "on", "CERTWARDEN_ACME_RESOLVER": resolver or "",
+            "CERTWARDEN_ACME_HTTP_PORT": str(http_port),
+            "CERTWARDEN_ACME_TLS_PORT": str(tls_port),
+            "CERTWARDEN_ACME_ALLOW": ",".join(allow), "CERTWARDEN_ACME_CA": ca_name or "",
+            # several processes share nonces through the database
+            "CERTWARDEN_ACME_NONCES": "database" if workers > 1 else "memory"}
 
 
 def _serve_workers(ledger: SqlLedger, http_bind: str | None, https_bind: str | None,

@@ -4,6 +4,7 @@ Each area keeps its tables in its own module and its own migration branch off ``
 """
 
 from certwarden.store import (
+    acme_tables,  # noqa: F401 - ACME server: acme_0001
     ca_tables,  # noqa: F401 - private CA: ca_0001
     inventory_tables,  # noqa: F401 - inventory: inv_0001
 )

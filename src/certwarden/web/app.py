@@ -51,4 +51,14 @@ def create_app_from_env() -> FastAPI:
                                pin=os.environ.get("CERTWARDEN_PKCS11_PIN"))
     if not os.environ.get("CERTWARDEN_SERVE_NO_WARM"):
         threading.Thread(target=publisher.responder.warm, name="ocsp-warm", daemon=True).start()
-    return create_app(publisher=publisher)
+    routers = []
+    if os.environ.get("CERTWARDEN_ACME") == "on":
+        from certwarden.ca import Authority
+        from certwarden.web.acme import acme_router_from_env
+
+        authority = Authority.open(ledger, issuer=os.environ.get("CERTWARDEN_ACME_CA") or None,
+                                   passphrase=(lambda: passphrase.encode()) if passphrase
+                                   else None, pin=os.environ.get("CERTWARDEN_PKCS11_PIN"))
+        routers.append(acme_router_from_env(os.environ, authority=authority,
+                                            db_url=os.environ.get("CERTWARDEN_DATABASE_URL")))
+    return create_app(publisher=publisher, routers=routers)

@@ -1,0 +1,260 @@
+"""The ACME routes (RFC 8555), mounted under ``/acme``. HTTP only: the protocol is
+``certwarden.acme``; this module reads bodies, adds nonces and Link headers, and turns every
+``AcmeProblem`` (and any unexpected error) into ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from certwarden.acme.certificates import renewal_info
+from certwarden.acme.issuer import CertificateIssuer, IssuedChain
+from certwarden.acme.problems import AcmeProblem, ProblemType
+from certwarden.acme.server import AcmeServer, AcmeSettings, Endpoint, RequestContext
+from certwarden.acme.wire import Reply, Urls
+from certwarden.errors import CertwardenError
+from certwarden.store.acme_repo import AcmeRepo
+
+log = logging.getLogger(__name__)
+MAX_BODY = 64 * 1024  # a CSR with 100 names is ~10 KiB; JWS overhead doubles it at most
+JOSE = "application/jose+json"
+
+
+# RFC 5280 reason codes -> the CA's reason names (``certwarden.ca.RevocationReason`` values).
+REASON_NAMES = {0: "unspecified", 1: "keyCompromise", 3: "affiliationChanged", 4: "superseded",
+                5: "cessationOfOperation", 9: "privilegeWithdrawn"}
+
+
+class AuthorityIssuer:
+    """The private CA's ``Authority`` as the ACME core's ``CertificateIssuer``.
+
+    The CA checks its own profile and name policy again; its refusals are ``CertwardenError``s,
+    which finalize turns into ``badCSR``.
+    """
+
+    def __init__(self, authority: Any, *, profiles: Mapping[str, str]) -> None:
+        self.authority = authority
+        self._profiles = dict(profiles)
+
+    @property
+    def profiles(self) -> Mapping[str, str]:
+        return self._profiles
+
+    def issue(self, csr_der: bytes, *, profile: str, dns_names: Sequence[str],
+              ip_addresses: Sequence[str], not_before: dt.datetime | None = None,
+              not_after: dt.datetime | None = None) -> IssuedChain:
+        lifetime = None
+        if not_after is not None:
+            lifetime = not_after - max(not_before or dt.datetime.now(dt.UTC),
+                                       dt.datetime.now(dt.UTC))
+            if lifetime <= dt.timedelta(0):
+                raise CertwardenError("notAfter is in the past")
+        chain = self.authority.issue(csr_der, profile=profile,
+                                     names=[*dns_names, *ip_addresses],
+                                     requested_by="acme", lifetime=lifetime)
+        return IssuedChain(chain=split_pem(chain.pem()))
+
+    def revoke(self, serial: int, *, reason: int) -> None:
+        self.authority.revoke(serial, REASON_NAMES.get(reason, "unspecified"),
+                              requested_by="acme")
+
+
+def split_pem(text: str) -> tuple[str, ...]:
+    end = "-----END CERTIFICATE-----"
+    return tuple(part.strip() + "\n" + end + "\n" for part in text.split(end) if part.strip())
+
+
+def authority_profiles(authority: Any) -> dict[str, str]:
+    """The CA's profiles (built-in and configured) with a one-line description each."""
+    from certwarden.ca.profiles import BUILTIN
+
+    found = {**BUILTIN, **dict(getattr(authority.config, "profiles", {}) or {})}
+    out = {}
+    for name, prof in sorted(found.items()):
+        days = prof.lifetime.total_seconds() / 86400
+        life = f"{days:g} days" if days >= 1 else f"{days * 24:g} hours"
+        out[name] = f"{', '.join(prof.extended_key_usage)}; {life}" + (
+            "; X.509-SVID (needs a spiffe:// URI, which ACME cannot order)" if prof.spiffe else "")
+    return out
+
+
+def acme_settings_from_env(env: Mapping[str, str]) -> AcmeSettings:
+    """``certwarden serve`` options travel to worker processes in the environment."""
+    from certwarden.acme.validation import PRIVATE_NETWORKS, ValidatorSettings
+
+    allow = tuple(a for a in env.get("CERTWARDEN_ACME_ALLOW", "").split(",") if a)
+    validator = ValidatorSettings(
+        resolver=env.get("CERTWARDEN_ACME_RESOLVER") or None,
+        http_port=int(env.get("CERTWARDEN_ACME_HTTP_PORT", "80")),
+        tls_port=int(env.get("CERTWARDEN_ACME_TLS_PORT", "443")),
+        allow=allow or PRIVATE_NETWORKS)
+    return AcmeSettings(validator=validator,
+                        nonces=env.get("CERTWARDEN_ACME_NONCES", "memory"),
+                        eab_required=env.get("CERTWARDEN_ACME_EAB") == "required")
+
+
+def acme_router_from_env(env: Mapping[str, str], *, db_url: str | None,
+                         authority: Any) -> APIRouter:
+    """The ``/acme`` router ``certwarden serve`` mounts, in front of ``authority``."""
+    issuer = AuthorityIssuer(authority, profiles=authority_profiles(authority))
+    server = build_acme_server(db_url=db_url, issuer=issuer, settings=acme_settings_from_env(env))
+    return acme_router(server)
+
+
+def build_acme_server(*, db_url: str | None, issuer: CertificateIssuer,
+                      settings: AcmeSettings | None = None) -> AcmeServer:
+    """The composition root: SQL store + the CA + settings -> an ACME core."""
+    return AcmeServer(store=AcmeRepo.open(db_url), issuer=issuer, settings=settings)
+
+
+def mount_acme(app: FastAPI, server: AcmeServer, *, prefix: str = "/acme",
+               base_url: str | None = None) -> None:
+    app.include_router(acme_router(server, prefix=prefix, base_url=base_url))
+    app.router.add_event_handler("shutdown", server.close)
+
+
+def _problem(problem: AcmeProblem, nonce: str | None, index: str | None) -> Response:
+    headers = dict(problem.headers)
+    if nonce:
+        headers["Replay-Nonce"] = nonce
+    headers["Cache-Control"] = "no-store"
+    if index:
+        headers["Link"] = f'<{index}>;rel="index"'
+    return JSONResponse(problem.as_dict(), status_code=problem.status, headers=headers,
+                        media_type="application/problem+json")
+
+
+def _response(reply: Reply, nonce: str, urls: Urls) -> Response:
+    headers: dict[str, str] = {"Replay-Nonce": nonce, "Cache-Control": "no-store"}
+    links = [(urls.directory(), "index"), *[x for x in reply.links if x[1] != "index"]]
+    headers["Link"] = ", ".join(f'<{u}>;rel="{r}"' for u, r in links)
+    if reply.location:
+        headers["Location"] = reply.location
+    headers.update(reply.headers or {})
+    if isinstance(reply.body, bytes):
+        return Response(reply.body, status_code=reply.status, headers=headers,
+                        media_type=reply.content_type)
+    if reply.body is None:
+        return Response(b"", status_code=reply.status, headers=headers)
+    return JSONResponse(dict(reply.body), status_code=reply.status, headers=headers)
+
+
+def acme_router(server: AcmeServer, *, prefix: str = "/acme",
+                base_url: str | None = None) -> APIRouter:
+    router = APIRouter(prefix=prefix, tags=["acme"])
+
+    def urls_for(request: Request) -> Urls:
+        if base_url:
+            return Urls(base_url.rstrip("/"))
+        return Urls(f"{request.url.scheme}://{request.url.netloc}{prefix}")
+
+    async def guarded(request: Request, work: Callable[[Urls], Awaitable[Response]]) -> Response:
+        urls = urls_for(request)
+        try:
+            server.check_client(request.client.host if request.client else "")
+            return await work(urls)
+        except AcmeProblem as refused:
+            return _problem(refused, server.new_nonce(), urls.directory())
+        except Exception:  # one place turns a bug into a problem document, never a traceback
+            log.exception("ACME request %s %s failed", request.method, request.url.path)
+            problem = AcmeProblem(ProblemType.SERVER_INTERNAL, "internal error; see server log")
+            return _problem(problem, server.new_nonce(), urls.directory())
+
+    def post_route(path: str, endpoint: Endpoint) -> None:
+        async def handle(request: Request) -> Response:
+            async def work(urls: Urls) -> Response:
+                ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                if ctype != JOSE:
+                    raise AcmeProblem(ProblemType.MALFORMED,
+                                      f"Content-Type must be {JOSE}", status=415)
+                length = request.headers.get("content-length")
+                if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                    raise AcmeProblem(ProblemType.MALFORMED, "request body is too large",
+                                      status=413)
+                body = await request.body()
+                if len(body) > MAX_BODY:
+                    raise AcmeProblem(ProblemType.MALFORMED, "request body is too large",
+                                      status=413)
+                params = request.path_params
+                page = request.query_params.get("page", "0")
+                ctx = RequestContext(
+                    url=str(request.url), urls=urls,
+                    client_ip=request.client.host if request.client else "",
+                    resource_id=str(params.get("rid", "")),
+                    alternate=int(params.get("alt", 0)),
+                    page=int(page) if page.isdigit() and len(page) < 7 else 0)
+                reply = await run_in_threadpool(server.post, endpoint, body, ctx)
+                return _response(reply, server.new_nonce(), urls)
+
+            return await guarded(request, work)
+
+        router.add_api_route(path, handle, methods=["POST"], include_in_schema=False)
+
+        async def not_post(request: Request) -> Response:
+            async def work(urls: Urls) -> Response:
+                raise AcmeProblem(ProblemType.MALFORMED, "this ACME resource takes POST "
+                                  "(POST-as-GET to read it, RFC 8555 §6.3)", status=405,
+                                  headers={"Allow": "POST"})
+
+            return await guarded(request, work)
+
+        router.add_api_route(path, not_post, methods=["GET", "HEAD", "PUT", "DELETE", "PATCH"],
+                             include_in_schema=False)
+
+    @router.get("/directory")
+    async def directory(request: Request) -> Response:
+        async def work(urls: Urls) -> Response:
+            return JSONResponse(server.directory(urls),
+                                headers={"Cache-Control": "public, max-age=60"})
+
+        return await guarded(request, work)
+
+    @router.api_route("/new-nonce", methods=["GET", "HEAD"])
+    async def new_nonce(request: Request) -> Response:
+        async def work(urls: Urls) -> Response:
+            status = 200 if request.method == "HEAD" else 204
+            return Response(status_code=status, headers={
+                "Replay-Nonce": server.new_nonce(), "Cache-Control": "no-store",
+                "Link": f'<{urls.directory()}>;rel="index"'})
+
+        return await guarded(request, work)
+
+    @router.get("/renewal-info/{cert_id}")
+    async def renewal(request: Request, cert_id: str) -> Response:
+        async def work(urls: Urls) -> Response:
+            reply = await run_in_threadpool(renewal_info, server, cert_id)
+            headers: dict[str, Any] = dict(reply.headers or {})
+            assert isinstance(reply.body, dict)
+            return JSONResponse(reply.body, headers=headers)
+
+        return await guarded(request, work)
+
+    post_route("/new-account", Endpoint.NEW_ACCOUNT)
+    post_route("/account/{rid}", Endpoint.ACCOUNT)
+    post_route("/account/{rid}/orders", Endpoint.ORDERS)
+    post_route("/key-change", Endpoint.KEY_CHANGE)
+    post_route("/new-order", Endpoint.NEW_ORDER)
+    post_route("/order/{rid}", Endpoint.ORDER)
+    post_route("/order/{rid}/finalize", Endpoint.FINALIZE)
+    post_route("/authz/{rid}", Endpoint.AUTHZ)
+    post_route("/chall/{rid}", Endpoint.CHALLENGE)
+    post_route("/cert/{rid}", Endpoint.CERTIFICATE)
+    post_route("/cert/{rid}/{alt:int}", Endpoint.CERTIFICATE)
+    post_route("/revoke-cert", Endpoint.REVOKE_CERT)
+
+    @router.api_route("/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"],
+                      include_in_schema=False)
+    async def unknown(request: Request, rest: str) -> Response:
+        async def work(urls: Urls) -> Response:
+            raise AcmeProblem(ProblemType.NOT_FOUND, f"no ACME resource at /{rest[:100]}")
+
+        return await guarded(request, work)
+
+    return router
