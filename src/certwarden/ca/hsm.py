@@ -79,6 +79,7 @@ def _pairs(text: str, sep: str) -> list[tuple[str, str]]:
 
 _libs: dict[str, Any] = {}
 _lib_lock = threading.Lock()
+_logged_in: dict[tuple[str, str | None], str] = {}  # (module, token) -> the PIN that logged in
 
 
 def _open_session(uri: Pkcs11Uri) -> Any:
@@ -93,7 +94,17 @@ def _open_session(uri: Pkcs11Uri) -> Any:
                 _libs[uri.module] = pkcs11.lib(uri.module)
             lib = _libs[uri.module]
         token = lib.get_token(token_label=uri.token)
-        return token.open(rw=True, user_pin=uri.pin)
+        try:
+            session = token.open(rw=True, user_pin=uri.pin)
+        except pkcs11.exceptions.UserAlreadyLoggedIn:
+            # PKCS#11 login is per token per process: another signer here (the OCSP publisher
+            # beside the ACME issuer) logged in already, and a new session shares it. Only
+            # the PIN that logged in may reuse that login.
+            if _logged_in.get((uri.module, uri.token)) != uri.pin:
+                raise pkcs11.exceptions.PinIncorrect() from None
+            return token.open(rw=True)
+        _logged_in[(uri.module, uri.token)] = uri.pin
+        return session
     except pkcs11.exceptions.PinIncorrect:
         raise SignerError(f"PKCS#11 token {uri.token!r}: wrong PIN") from None
     except pkcs11.exceptions.NoSuchToken:
