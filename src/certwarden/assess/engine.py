@@ -7,7 +7,6 @@ the batch: the error becomes an ``assessment-error`` entry in ``Assessment.error
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import warnings
 from collections import Counter
@@ -79,6 +78,12 @@ class Assessor:
             r for r in RULES if r.scope is not Scope.POLICY and policy.enabled(r.id))
         self.suppressed = 0
         self._chains: dict[tuple[object, ...], tuple[VerifyResult, bool]] = {}
+        # What each finding of a rule carries besides the hit, worked out once per run.
+        self._table = tuple(
+            (r.id, r.check, policy.severity_of(r.id, r.severity), r.remediation, r.citation)
+            for r in self.rules)
+        # Only an active exception can silence a finding; without one, none is looked up.
+        self._waivers = any(w.active(self.today) for w in policy.exceptions)
 
     def _chain(self, s: Sighting) -> VerifyResult | None:
         """The presented chain's verdict, computed in full once per chain shape.
@@ -98,10 +103,12 @@ class Assessor:
             return self._verify_fully(shape, s)
         first, first_ok = cached
         if len(first.chain) < 2:
-            return dataclasses.replace(first, chain=(leaf,))
+            return VerifyResult(valid=first.valid, problems=first.problems, chain=(leaf,),
+                                detail=first.detail)
         ok = issued_by(leaf, first.chain[1])
         if ok == first_ok:
-            return dataclasses.replace(first, chain=(leaf, *first.chain[1:]))
+            return VerifyResult(valid=first.valid, problems=first.problems,
+                                chain=(leaf, *first.chain[1:]), detail=first.detail)
         if ok:  # the representative was the odd one out: let this leaf represent the shape
             return self._verify_fully(shape, s)
         # Same issuer name and key id, but that key did not sign this leaf.
@@ -129,16 +136,16 @@ class Assessor:
                         policy=self.policy, now=self.now, owner=owner,
                         chain=self._chain(sighting) if sighting else None)
         out: list[Finding] = []
-        for rule in self.rules:
-            for hit in rule.check(target):
-                if self.policy.waiver_for(rule.id, cert.sha256, location, self.today):
+        for rule_id, check, severity, remediation, citation in self._table:
+            for hit in check(target):
+                if self._waivers and self.policy.waiver_for(rule_id, cert.sha256, location,
+                                                            self.today):
                     self.suppressed += 1
                     continue
                 out.append(Finding(
-                    rule=rule.id, severity=self.policy.severity_of(rule.id, rule.severity),
-                    sha256=cert.sha256, location=location, message=hit.message,
-                    evidence=hit.evidence, remediation=rule.remediation,
-                    citation=rule.citation, owner=owner.team if owner else None,
+                    rule=rule_id, severity=severity, sha256=cert.sha256, location=location,
+                    message=hit.message, evidence=hit.evidence, remediation=remediation,
+                    citation=citation, owner=owner.team if owner else None,
                     subject=cert.subject))
         return out
 
