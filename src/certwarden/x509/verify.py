@@ -233,8 +233,8 @@ def issued_by(child: Certificate, parent: Certificate) -> bool:
     loaded = _ISSUER_KEYS.get(parent.der)
     if loaded is None:
         try:
-            issuer = _parsed(parent)
-            loaded = (issuer, issuer.public_key())
+            parsed = _parsed(parent)
+            loaded = (parsed, parsed.public_key())
         except (ValueError, UnsupportedAlgorithm):
             loaded = (None, None)
         if len(_ISSUER_KEYS) >= _ISSUER_KEYS_MAX:
