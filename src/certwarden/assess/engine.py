@@ -25,6 +25,8 @@ from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by,
 # ``issued_by`` is private in x509.verify; it is the one signature check there is, and
 # duplicating it here would be worse than naming it. (Asked upstream to make it public.)
 
+_SERVED_KINDS = frozenset({LocationKind.TLS, LocationKind.PCAP})
+_SELF_SIGNED = Kind.SELF_SIGNED
 _CHAIN_CACHE_MAX = 20_000  # chain shapes kept per run; an estate has far fewer issuers
 
 
@@ -78,10 +80,13 @@ class Assessor:
             r for r in RULES if r.scope is not Scope.POLICY and policy.enabled(r.id))
         self.suppressed = 0
         self._chains: dict[tuple[object, ...], tuple[VerifyResult, bool]] = {}
-        # What each finding of a rule carries besides the hit, worked out once per run.
+        # What each finding of a rule carries besides the hit, worked out once per run; rules
+        # that only fire on a served leaf are left out of the table for everything else.
         self._table = tuple(
             (r.id, r.check, policy.severity_of(r.id, r.severity), r.remediation, r.citation)
             for r in self.rules)
+        self._table_unserved = tuple(
+            row for row, r in zip(self._table, self.rules, strict=True) if not r.served_only)
         # Only an active exception can silence a finding; without one, none is looked up.
         self._waivers = any(w.active(self.today) for w in policy.exceptions)
 
@@ -93,8 +98,8 @@ class Assessor:
         leaf's own signature differs, so that is checked for every leaf (40-100 us).
         """
         leaf = s.certificate
-        if (s.location.kind not in (LocationKind.TLS, LocationKind.PCAP) or s.position != 0
-                or leaf.kind == Kind.SELF_SIGNED):
+        if (s.location.kind not in _SERVED_KINDS or s.position != 0
+                or leaf.kind == _SELF_SIGNED):
             return None
         shape = (leaf.issuer, leaf.authority_key_id, leaf.signature_hash, leaf.is_ca,
                  *(c.sha256 for c in s.chain))
@@ -135,8 +140,11 @@ class Assessor:
         target = Target(certificate=cert, sighting=sighting, estate=self.estate,
                         policy=self.policy, now=self.now, owner=owner,
                         chain=self._chain(sighting) if sighting else None)
+        served = (sighting is not None and sighting.location.kind in _SERVED_KINDS
+                  and sighting.position == 0)  # as ``Target.served``
         out: list[Finding] = []
-        for rule_id, check, severity, remediation, citation in self._table:
+        for rule_id, check, severity, remediation, citation in (
+                self._table if served else self._table_unserved):
             for hit in check(target):
                 if self._waivers and self.policy.waiver_for(rule_id, cert.sha256, location,
                                                             self.today):
