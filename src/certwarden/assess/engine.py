@@ -7,7 +7,6 @@ the batch: the error becomes an ``assessment-error`` entry in ``Assessment.error
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import warnings
 from collections import Counter
@@ -26,6 +25,8 @@ from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by,
 # ``issued_by`` is private in x509.verify; it is the one signature check there is, and
 # duplicating it here would be worse than naming it. (Asked upstream to make it public.)
 
+_SERVED_KINDS = frozenset({LocationKind.TLS, LocationKind.PCAP})
+_SELF_SIGNED = Kind.SELF_SIGNED
 _CHAIN_CACHE_MAX = 20_000  # chain shapes kept per run; an estate has far fewer issuers
 
 
@@ -79,6 +80,15 @@ class Assessor:
             r for r in RULES if r.scope is not Scope.POLICY and policy.enabled(r.id))
         self.suppressed = 0
         self._chains: dict[tuple[object, ...], tuple[VerifyResult, bool]] = {}
+        # What each finding of a rule carries besides the hit, worked out once per run; rules
+        # that only fire on a served leaf are left out of the table for everything else.
+        self._table = tuple(
+            (r.id, r.check, policy.severity_of(r.id, r.severity), r.remediation, r.citation)
+            for r in self.rules)
+        self._table_unserved = tuple(
+            row for row, r in zip(self._table, self.rules, strict=True) if not r.served_only)
+        # Only an active exception can silence a finding; without one, none is looked up.
+        self._waivers = any(w.active(self.today) for w in policy.exceptions)
 
     def _chain(self, s: Sighting) -> VerifyResult | None:
         """The presented chain's verdict, computed in full once per chain shape.
@@ -88,8 +98,8 @@ class Assessor:
         leaf's own signature differs, so that is checked for every leaf (40-100 us).
         """
         leaf = s.certificate
-        if (s.location.kind not in (LocationKind.TLS, LocationKind.PCAP) or s.position != 0
-                or leaf.kind == Kind.SELF_SIGNED):
+        if (s.location.kind not in _SERVED_KINDS or s.position != 0
+                or leaf.kind == _SELF_SIGNED):
             return None
         shape = (leaf.issuer, leaf.authority_key_id, leaf.signature_hash, leaf.is_ca,
                  *(c.sha256 for c in s.chain))
@@ -98,10 +108,12 @@ class Assessor:
             return self._verify_fully(shape, s)
         first, first_ok = cached
         if len(first.chain) < 2:
-            return dataclasses.replace(first, chain=(leaf,))
+            return VerifyResult(valid=first.valid, problems=first.problems, chain=(leaf,),
+                                detail=first.detail)
         ok = issued_by(leaf, first.chain[1])
         if ok == first_ok:
-            return dataclasses.replace(first, chain=(leaf, *first.chain[1:]))
+            return VerifyResult(valid=first.valid, problems=first.problems,
+                                chain=(leaf, *first.chain[1:]), detail=first.detail)
         if ok:  # the representative was the odd one out: let this leaf represent the shape
             return self._verify_fully(shape, s)
         # Same issuer name and key id, but that key did not sign this leaf.
@@ -128,17 +140,20 @@ class Assessor:
         target = Target(certificate=cert, sighting=sighting, estate=self.estate,
                         policy=self.policy, now=self.now, owner=owner,
                         chain=self._chain(sighting) if sighting else None)
+        served = (sighting is not None and sighting.location.kind in _SERVED_KINDS
+                  and sighting.position == 0)  # as ``Target.served``
         out: list[Finding] = []
-        for rule in self.rules:
-            for hit in rule.check(target):
-                if self.policy.waiver_for(rule.id, cert.sha256, location, self.today):
+        for rule_id, check, severity, remediation, citation in (
+                self._table if served else self._table_unserved):
+            for hit in check(target):
+                if self._waivers and self.policy.waiver_for(rule_id, cert.sha256, location,
+                                                            self.today):
                     self.suppressed += 1
                     continue
                 out.append(Finding(
-                    rule=rule.id, severity=self.policy.severity_of(rule.id, rule.severity),
-                    sha256=cert.sha256, location=location, message=hit.message,
-                    evidence=hit.evidence, remediation=rule.remediation,
-                    citation=rule.citation, owner=owner.team if owner else None,
+                    rule=rule_id, severity=severity, sha256=cert.sha256, location=location,
+                    message=hit.message, evidence=hit.evidence, remediation=remediation,
+                    citation=citation, owner=owner.team if owner else None,
                     subject=cert.subject))
         return out
 

@@ -68,6 +68,9 @@ class Rule:
     citation: str  # RFC 5280 §..., CA/B BR §..., the seed
     remediation: str
     check: Check = field(repr=False, compare=False)
+    # The check can only fire on a leaf served in a handshake (``Target.served``): the engine
+    # skips it for stored certificates and chain issuers without calling it.
+    served_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

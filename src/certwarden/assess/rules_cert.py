@@ -17,15 +17,24 @@ NEVER_YEAR = 9999  # RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined 
 
 
 def _date(when: dt.datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if when.year >= 1000:  # isoformat is twice as fast and the same from year 1000 on
+        return when.isoformat()[:19] + "Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")  # glibc does not pad the year to 4 digits
+
+
+def _day(when: dt.datetime) -> str:
+    """``f"{when:%Y-%m-%d}"``, four times faster."""
+    if when.year >= 1000:
+        return when.date().isoformat()
+    return when.strftime("%Y-%m-%d")
 
 
 def expired(t: Target) -> Iterator[Hit]:
-    c = t.certificate
-    if c.not_after < t.now:
-        days = (t.now - c.not_after).days
-        yield Hit(message=f"expired {days} day(s) ago, on {c.not_after:%Y-%m-%d}",
-                  evidence={"not_after": _date(c.not_after)})
+    not_after = t.certificate.not_after
+    if not_after < t.now:
+        days = (t.now - not_after).days
+        yield Hit(message=f"expired {days} day(s) ago, on {_day(not_after)}",
+                  evidence={"not_after": _date(not_after)})
 
 
 def not_yet_valid(t: Target) -> Iterator[Hit]:
@@ -37,32 +46,33 @@ def not_yet_valid(t: Target) -> Iterator[Hit]:
 
 def expiring_soon(t: Target) -> Iterator[Hit]:
     c = t.certificate
+    if c.not_after < t.now:
+        return  # already expired: not "soon"
     days = t.policy.thresholds.expiring_soon_days
-    if t.now <= c.not_after <= t.now + dt.timedelta(days=days):
+    if c.not_after <= t.now + dt.timedelta(days=days):
         left = (c.not_after - t.now).days
-        yield Hit(message=f"expires in {left} day(s), on {c.not_after:%Y-%m-%d} "
+        yield Hit(message=f"expires in {left} day(s), on {_day(c.not_after)} "
                           f"(threshold {days} days)",
                   evidence={"not_after": _date(c.not_after), "threshold_days": str(days)})
 
 
-def _is_leaf(c: Certificate) -> bool:
-    return not c.is_ca
-
-
 def validity_too_long(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    if not _is_leaf(c):
-        return
-    ceiling = schedule.max_validity_days(c.not_before)
-    source = f"the CA/B ceiling for certificates issued {c.not_before:%Y-%m-%d}"
+    if c.is_ca:
+        return  # leaves only
+    not_before, not_after = c.not_before, c.not_after
+    ceiling = schedule.max_validity_days(not_before)
     private = t.policy.thresholds.private_max_validity_days
-    if private is not None and _is_private(t) and private < ceiling:
+    source = None  # the CA/B ceiling unless the policy's is stricter (named only on a hit)
+    if private is not None and private < ceiling and _is_private(t):
         ceiling, source = private, "the policy ceiling for private certificates"
-    if schedule.exceeds(c.not_before, c.not_after, ceiling):
-        days = schedule.validity_days_rounded_up(c.not_before, c.not_after)
+    if schedule.exceeds(not_before, not_after, ceiling):
+        if source is None:
+            source = f"the CA/B ceiling for certificates issued {_day(not_before)}"
+        days = schedule.validity_days_rounded_up(not_before, not_after)
         yield Hit(message=f"valid for {c.validity_days:.0f} days; {source} is {ceiling} days",
                   evidence={"validity_days": str(days), "max_days": str(ceiling),
-                            "not_before": _date(c.not_before), "not_after": _date(c.not_after)})
+                            "not_before": _date(not_before), "not_after": _date(not_after)})
 
 
 def _is_private(t: Target) -> bool:
@@ -74,28 +84,38 @@ def _is_private(t: Target) -> bool:
 
 def never_expires(t: Target) -> Iterator[Hit]:
     c = t.certificate
+    not_after = c.not_after
+    if not_after.year >= NEVER_YEAR:
+        yield Hit(message=f"notAfter is {_day(not_after)}: it never expires",
+                  evidence={"not_after": _date(not_after)})
+        return
+    if c.is_ca:
+        return  # leaves only
     years = t.policy.thresholds.never_expires_horizon_years
-    if c.not_after.year >= NEVER_YEAR:
-        yield Hit(message=f"notAfter is {c.not_after:%Y-%m-%d}: it never expires",
-                  evidence={"not_after": _date(c.not_after)})
-    elif _is_leaf(c) and c.not_after > t.now + dt.timedelta(days=365 * years):
-        yield Hit(message=f"notAfter {c.not_after:%Y-%m-%d} is beyond the {years}-year horizon",
-                  evidence={"not_after": _date(c.not_after), "horizon_years": str(years)})
+    if years >= 0 and not_after <= t.now:
+        return  # already past: beyond no horizon (spares building one)
+    if not_after > t.now + dt.timedelta(days=365 * years):
+        yield Hit(message=f"notAfter {_day(not_after)} is beyond the {years}-year horizon",
+                  evidence={"not_after": _date(not_after), "horizon_years": str(years)})
 
 
 def weak_key(t: Target) -> Iterator[Hit]:
     k = t.certificate.key
     th = t.policy.thresholds
-    desc = f"{k.type} {k.curve or k.bits}"
-    if k.type == KeyType.RSA and k.bits < th.min_rsa_bits:
-        yield Hit(message=f"RSA key of {k.bits} bits (minimum {th.min_rsa_bits})",
-                  evidence={"key": desc})
-    elif k.type == KeyType.EC and k.bits < th.min_ec_bits:
-        yield Hit(message=f"EC key on {k.curve} ({k.bits} bits, minimum {th.min_ec_bits})",
-                  evidence={"key": desc})
-    elif k.type == KeyType.DSA:
+    if k.type == _RSA:
+        if k.bits < th.min_rsa_bits:
+            yield Hit(message=f"RSA key of {k.bits} bits (minimum {th.min_rsa_bits})",
+                      evidence={"key": f"{k.type} {k.curve or k.bits}"})
+    elif k.type == _EC:
+        if k.bits < th.min_ec_bits:
+            yield Hit(message=f"EC key on {k.curve} ({k.bits} bits, minimum {th.min_ec_bits})",
+                      evidence={"key": f"{k.type} {k.curve or k.bits}"})
+    elif k.type == _DSA:
         yield Hit(message=f"DSA key ({k.bits} bits): DSA is withdrawn (FIPS 186-5)",
-                  evidence={"key": desc})
+                  evidence={"key": f"{k.type} {k.curve or k.bits}"})
+
+
+_RSA, _EC, _DSA = KeyType.RSA, KeyType.EC, KeyType.DSA
 
 
 def weak_signature(t: Target) -> Iterator[Hit]:
@@ -116,7 +136,10 @@ def _for_tls_server(c: Certificate) -> bool:
 
 def missing_san(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    if _is_leaf(c) and _for_tls_server(c) and not (c.sans.dns or c.sans.ip):
+    sans = c.sans
+    if sans.dns or sans.ip or c.is_ca:
+        return
+    if _for_tls_server(c):
         cn = f" (only CN={c.subject_cn})" if c.subject_cn else ""
         yield Hit(message=f"no DNS or IP subjectAltName{cn}",
                   evidence={"subject": c.subject})
@@ -124,20 +147,23 @@ def missing_san(t: Target) -> Iterator[Hit]:
 
 def cn_not_in_san(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    if not c.subject_cn or not (c.sans.dns or c.sans.ip):
-        return
-    names = {n.lower().rstrip(".") for n in c.sans.dns + c.sans.ip}
-    if c.subject_cn.lower().rstrip(".") not in names:
-        yield Hit(message=f"CN={c.subject_cn} is not among the subjectAltNames",
-                  evidence={"cn": c.subject_cn, "sans": ", ".join(c.sans.dns + c.sans.ip)})
+    cn = c.subject_cn
+    sans = c.sans
+    if not cn or not (sans.dns or sans.ip) or cn in sans.dns or cn in sans.ip:
+        return  # (the CN written exactly as a SAN is the usual case: no need to normalise)
+    names = {n.lower().rstrip(".") for n in sans.dns + sans.ip}
+    if cn.lower().rstrip(".") not in names:
+        yield Hit(message=f"CN={cn} is not among the subjectAltNames",
+                  evidence={"cn": cn, "sans": ", ".join(sans.dns + sans.ip)})
 
 
 def wildcard(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    if not _is_leaf(c):
-        return
-    names = [n for n in c.sans.dns if n.startswith("*")]
-    if not names and c.subject_cn and c.subject_cn.startswith("*") and not c.sans.dns:
+    if c.is_ca:
+        return  # leaves only
+    dns = c.sans.dns
+    names = [n for n in dns if n.startswith("*")] if dns else []
+    if not names and not dns and c.subject_cn and c.subject_cn.startswith("*"):
         names = [c.subject_cn]
     if names:
         yield Hit(message=f"wildcard name(s): {', '.join(names)}",
@@ -159,6 +185,8 @@ def serial_octets(serial: int) -> int:
 
 def bad_serial(t: Target) -> Iterator[Hit]:
     n = t.certificate.serial
+    if n > 0 and n.bit_length() < 8 * MAX_SERIAL_OCTETS:
+        return  # positive and at most 20 octets: serial_octets(n) <= 20, the usual case
     ev = {"serial": format(n, "x") if n >= 0 else "-" + format(-n, "x")}
     if n == 0:
         yield Hit(message="serial number is zero", evidence=ev)
@@ -209,21 +237,30 @@ def _attrs(subject: str) -> set[str]:
 
 
 # Lower-cased placeholder values: a substring screen before the name is parsed. (A regex
-# alternation with IGNORECASE measured ten times slower than these plain ``in`` tests.)
+# alternation with IGNORECASE measured ten times slower than these plain ``in`` tests, and
+# a plain loop is faster than ``any()`` over a generator.)
 _PLACEHOLDER_VALUES = tuple(sorted({text.split("=", 1)[1].lower() for text, _ in PLACEHOLDERS}))
+
+
+def _may_hold_placeholder(subject: str) -> bool:
+    low = subject.lower()
+    for value in _PLACEHOLDER_VALUES:  # noqa: SIM110 - faster than any() over a generator
+        if value in low:
+            return True
+    return False
 
 
 def placeholder_subject(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    low = c.subject.lower()
     hits: list[tuple[str, str]] = []
-    if any(v in low for v in _PLACEHOLDER_VALUES):
+    if _may_hold_placeholder(c.subject):
         attrs = _attrs(c.subject)
         hits = [(text, origin) for text, origin in PLACEHOLDERS if text.lower() in attrs]
-    name = t.client_name
-    if (c.subject_cn and c.subject_cn.lower() == "localhost" and name is not None
-            and not is_local_name(name)):
-        hits.append(("CN=localhost", f"served for the non-local name {name}"))
+    cn = c.subject_cn
+    if cn and cn.lower() == "localhost":
+        name = t.client_name
+        if name is not None and not is_local_name(name):
+            hits.append(("CN=localhost", f"served for the non-local name {name}"))
     if hits:
         yield Hit(message="placeholder subject: " + "; ".join(f"{a} ({o})" for a, o in hits),
                   evidence={"subject": c.subject})

@@ -15,6 +15,11 @@ from certwarden.x509 import Kind
 from certwarden.x509.verify import Problem, matches_hostname
 
 _GROUP_WORLD = 0o077
+# Module constants: enum attribute lookups cost on every sighting.
+_SELF_ISSUED = Kind.SELF_ISSUED
+_UNKNOWN_ISSUER, _INCOMPLETE_CHAIN = Problem.UNKNOWN_ISSUER, Problem.INCOMPLETE_CHAIN
+_BAD_SIGNATURE, _WEAK_SIGNATURE = Problem.BAD_SIGNATURE, Problem.WEAK_SIGNATURE
+_PATH_TOO_LONG = Problem.PATH_TOO_LONG
 
 
 def _served_self_signed(t: Target) -> bool:
@@ -30,7 +35,7 @@ def self_signed(t: Target) -> Iterator[Hit]:
 
 def self_issued_unverifiable(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    if c.kind != Kind.SELF_ISSUED or not t.in_use_as_leaf:
+    if c.kind != _SELF_ISSUED or not t.in_use_as_leaf:
         return
     if t.chain is not None and len(t.chain.chain) > 1:
         return  # its issuer (an older key of the same name) was found
@@ -50,28 +55,31 @@ def untrusted_chain(t: Target) -> Iterator[Hit]:
     assert v is not None
     if t.certificate.self_issued and len(v.chain) == 1:
         return  # self-issued-unverifiable says it
-    problems = set(v.problems)
+    problems = v.problems  # a handful at most: tuple membership is as quick as a set's
     reasons = []
-    top = v.chain[-1] if v.chain else t.certificate
-    if Problem.UNKNOWN_ISSUER in problems and Problem.INCOMPLETE_CHAIN not in problems:
+    if _UNKNOWN_ISSUER in problems and _INCOMPLETE_CHAIN not in problems:
+        top = v.chain[-1] if v.chain else t.certificate
         reasons.append(f"the chain ends at {top.subject or '(empty)'}, which is not a trusted "
                        "root")
     # verify_chain also files the path builder's refusal under these two; a SHA-1/MD5 chain
     # (weak-signature says it) and a CA served as leaf (ca-cert-served-as-leaf) are not them.
-    if Problem.BAD_SIGNATURE in problems and Problem.WEAK_SIGNATURE not in problems:
+    if _BAD_SIGNATURE in problems and _WEAK_SIGNATURE not in problems:
         reasons.append("a signature in the chain does not verify")
-    if any(not issuer.is_ca for issuer in v.chain[1:]):
-        reasons.append("an issuer in the chain is not a CA")
-    if Problem.PATH_TOO_LONG in problems:
+    issuers = v.chain[1:]
+    for issuer in issuers:
+        if not issuer.is_ca:
+            reasons.append("an issuer in the chain is not a CA")
+            break
+    if _PATH_TOO_LONG in problems:
         reasons.append("the chain is longer than an issuer's path length allows")
-    for issuer in v.chain[1:]:
+    for issuer in issuers:
         if issuer.not_after < t.now:
             reasons.append(f"issuer {issuer.subject} expired {issuer.not_after:%Y-%m-%d}")
         elif issuer.not_before > t.now:
             reasons.append(f"issuer {issuer.subject} is not yet valid")
     if reasons:
         yield Hit(message="untrusted chain: " + "; ".join(reasons),
-                  evidence={"problems": ", ".join(sorted(problems)),
+                  evidence={"problems": ", ".join(sorted(set(problems))),
                             "chain": " > ".join(c.subject or "(empty)" for c in v.chain)})
 
 

@@ -18,10 +18,20 @@ SCHEDULE: tuple[tuple[dt.date, int], ...] = (
     (dt.date(2029, 3, 15), 47),
 )
 _DAY = 86400
+_SCHEDULE_UTC = tuple((dt.datetime.combine(start, dt.time(), dt.UTC), days)
+                      for start, days in SCHEDULE)
 
 
 def max_validity_days(issued: dt.datetime | dt.date) -> int:
     """The ceiling in force for a certificate issued (notBefore) at ``issued``."""
+    if isinstance(issued, dt.datetime) and issued.tzinfo is dt.UTC:
+        # In UTC (as parsed): compare the instant with each start (midnight UTC) instead of building
+        # the UTC date; the same answer, without a conversion and a cache lookup per leaf.
+        ceiling = BEFORE_SCHEDULE_DAYS
+        for start, days in _SCHEDULE_UTC:
+            if issued >= start:
+                ceiling = days
+        return ceiling
     day = issued.astimezone(dt.UTC).date() if isinstance(issued, dt.datetime) else issued
     return _ceiling_on(day)
 

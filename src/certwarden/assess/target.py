@@ -45,17 +45,21 @@ class Estate:
         sha = cert.sha256
         if location is not None:
             pair = hash((sha, location))
-            if pair not in self._seen_pairs:
-                self._seen_pairs.add(pair)
-                self.locations[sha] = self.locations.get(sha, 0) + 1
+            seen_pairs = self._seen_pairs
+            if pair not in seen_pairs:
+                seen_pairs.add(pair)
+                locations = self.locations
+                locations[sha] = locations.get(sha, 0) + 1
                 self.first_location.setdefault(sha, location)
-        if sha in self._seen_certs:
+        seen_certs = self._seen_certs
+        if sha in seen_certs:
             return
-        self._seen_certs.add(sha)
-        if cert.is_ca or not cert.spki_sha256:
-            return  # a CA and its cross-certificate share a key by design
+        seen_certs.add(sha)
         spki = cert.spki_sha256
-        self.key_count[spki] = self.key_count.get(spki, 0) + 1
+        if not spki or cert.is_ca:
+            return  # a CA and its cross-certificate share a key by design
+        key_count = self.key_count
+        key_count[spki] = key_count.get(spki, 0) + 1
         shas = self.key_certs.setdefault(spki, [])
         if len(shas) < 3:
             shas.append(sha)

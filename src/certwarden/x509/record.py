@@ -207,7 +207,8 @@ class Certificate:
 
     @property
     def is_ca(self) -> bool:
-        return self.basic_constraints is not None and self.basic_constraints.ca
+        bc = self._ext.basic_constraints  # read once: rules ask this several times per use
+        return bc is not None and bc.ca
 
     @property
     def validity_days(self) -> float:

@@ -230,12 +230,33 @@ def _load(der: bytes) -> cx509.Certificate:
 
 def issued_by(child: Certificate, parent: Certificate) -> bool:
     """Does ``parent``'s key verify ``child``'s signature? (SHA-1/MD5 included, on purpose.)"""
-    try:
-        issuer = _load(parent.der)
-        pub = issuer.public_key()
-    except (ValueError, UnsupportedAlgorithm):
+    loaded = _ISSUER_KEYS.get(parent.der)
+    if loaded is None:
+        try:
+            parsed = _parsed(parent)
+            loaded = (parsed, parsed.public_key())
+        except (ValueError, UnsupportedAlgorithm):
+            loaded = (None, None)
+        if len(_ISSUER_KEYS) >= _ISSUER_KEYS_MAX:
+            _ISSUER_KEYS.clear()
+        _ISSUER_KEYS[parent.der] = loaded
+    issuer, pub = loaded
+    if issuer is None:
         return False
-    return signature_verifies(_load(child.der), pub, issuer=issuer)
+    return signature_verifies(_parsed(child), pub, issuer=issuer)
+
+
+def _parsed(cert: Certificate) -> cx509.Certificate:
+    # The record keeps the object it was parsed from (the same DER); re-parse only without it.
+    x = cert._x  # same package: the object never leaves x509
+    return x if isinstance(x, cx509.Certificate) else _load(cert.der)
+
+
+# An estate has few issuers and each signs many leaves: parsing the issuer and loading its
+# public key (10-30 us) once per issuer, not once per leaf, leaves only the signature check
+# itself per leaf. Keyed by the DER (the key is a function of it); bounded, cleared when full.
+_ISSUER_KEYS: dict[bytes, tuple[cx509.Certificate | None, object]] = {}
+_ISSUER_KEYS_MAX = 4096
 
 
 def _path_len_violated(path: list[Certificate]) -> bool:
@@ -254,15 +275,26 @@ def _path_len_violated(path: list[Certificate]) -> bool:
 def matches_hostname(cert: Certificate, hostname: str) -> bool:
     """RFC 6125 matching: SAN DNS (one left-most wildcard label) or SAN IP; CN only without SAN."""
     host = hostname.rstrip(".").lower()
-    try:
-        ip = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        ip = None
+    ip = _ip_or_none(host.strip("[]"))
     if ip is not None:
         return any(_same_ip(ip, v) for v in cert.sans.ip)
     names = cert.sans.dns if (cert.sans.dns or cert.sans.ip) else (
         (cert.subject_cn,) if cert.subject_cn else ())
     return any(_dns_match(n.lower().rstrip("."), host) for n in names)
+
+
+_IPV4_CHARS = frozenset("0123456789.")
+
+
+def _ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # An IPv4 address is digits and dots, an IPv6 one has a colon: anything else is a DNS
+    # name, known without paying for ``ip_address``'s exception (most hosts are names).
+    if ":" not in text and not _IPV4_CHARS.issuperset(text):
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
 
 
 def _same_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, text: str) -> bool:
