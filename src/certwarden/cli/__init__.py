@@ -9,6 +9,7 @@ one line on stderr and exit code 2; findings at or above ``--fail-on`` are exit 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,17 @@ class Findings(Exception):  # noqa: N818 - a signal, not an error: findings at o
 
 def fail(message: str) -> NoReturn:
     raise UsageError(message)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A ``FloatRange`` that also refuses ``nan`` (which compares false to both bounds)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def emit_json(obj: Any, out: str | None = None) -> None:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -70,7 +70,11 @@ def make_engine(url: str | None = None) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot open database {parsed.render_as_string()}: "
+                                 f"{exc.strerror or exc}") from None
     try:
         engine = create_engine(parsed, future=True, pool_pre_ping=True)
     except (NoSuchModuleError, ArgumentError, ImportError) as exc:
@@ -79,7 +83,9 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        # OperationalError (cannot connect) and DatabaseError ("file is not a database") alike:
+        # one line, and the file is left as it was (nothing is written before this fails).
         raise UsageError(f"cannot open database {parsed.render_as_string()}: "
                          f"{str(exc.orig).strip().splitlines()[0]}") from None
     return engine
