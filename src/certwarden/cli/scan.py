@@ -167,7 +167,7 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
              timeout: float, retries: int, json_out: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
     specs = read_targets(targets)
-    ports = parse_ports(ports_text) if ports_text else DEFAULT_PORTS
+    ports = parse_ports(ports_text) if ports_text is not None else DEFAULT_PORTS
     mode: Mode | Starttls = (Mode(starttls.lower()) if starttls.lower() in Mode.__members__
                              .values() else Starttls(starttls.lower()))
     options = ScanOptions(concurrency=concurrency, rate=_rate(rate_text),
