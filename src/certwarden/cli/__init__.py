@@ -53,6 +53,9 @@ def emit_json(obj: Any, out: str | None = None) -> None:
 def write_text(path: str, text: str, *, mode: int = 0o644) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        if not mode & 0o077:
+            # A secret: an existing file keeps its old (maybe wider) mode through O_TRUNC.
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:

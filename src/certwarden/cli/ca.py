@@ -200,6 +200,11 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
     """Issue a certificate for CSR (PEM/DER file, - for stdin) or for --name ..."""
     if not csr and not names:
         fail("give a CSR file or at least one --name")
+    key_target = None
+    if not csr:  # decided before issuing: a certificate whose key is lost is worse than none
+        key_target = key_out or (f"{out.removesuffix('.pem')}.key" if out != "-" else None)
+        if key_target is None:
+            fail("--key-out is required when the certificate goes to stdout")
     lifetime = dt.timedelta(days=lifetime_days) if lifetime_days is not None else None
     authority = Authority.open(_ledger(ctx), issuer=ca_name,
                                passphrase=passphrase_source(passphrase_file), pin=pin)
@@ -218,12 +223,9 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
         key_pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode()
+    if key_pem is not None and key_target is not None:
+        write_text(key_target, key_pem, mode=0o600)  # the key first: it exists nowhere else
     _write(out, chain.pem())
-    if key_pem is not None:
-        target = key_out or (f"{out.removesuffix('.pem')}.key" if out != "-" else None)
-        if target is None:
-            fail("--key-out is required when the certificate goes to stdout")
-        write_text(target, key_pem, mode=0o600)
     click.echo(f"issued serial {chain.serial} ({chain.record.profile}, "
                f"until {chain.record.not_after:%Y-%m-%d %H:%M}Z)", err=True)
 
