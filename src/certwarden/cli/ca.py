@@ -200,14 +200,14 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
     """Issue a certificate for CSR (PEM/DER file, - for stdin) or for --name ..."""
     if not csr and not names:
         fail("give a CSR file or at least one --name")
+    lifetime = dt.timedelta(days=lifetime_days) if lifetime_days is not None else None
+    authority = Authority.open(_ledger(ctx), issuer=ca_name,
+                               passphrase=passphrase_source(passphrase_file), pin=pin)
     key_target = None
     if not csr:  # decided before issuing: a certificate whose key is lost is worse than none
         key_target = key_out or (f"{out.removesuffix('.pem')}.key" if out != "-" else None)
         if key_target is None:
             fail("--key-out is required when the certificate goes to stdout")
-    lifetime = dt.timedelta(days=lifetime_days) if lifetime_days is not None else None
-    authority = Authority.open(_ledger(ctx), issuer=ca_name,
-                               passphrase=passphrase_source(passphrase_file), pin=pin)
     key_pem = None
     if csr:
         data = _read_input(csr)
