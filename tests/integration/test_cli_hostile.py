@@ -142,6 +142,14 @@ CASES: list[tuple[list[str], str]] = [
     (["trust", "bundle", "--out", "tb", "--namespace", "a\nb: c"], "not a Kubernetes namespace"),
     (["ca", "init", "--name", "Second", "--key", "PKCS11:token=a;object=b?pin-value=4321"],
      "not a pkcs11: URI"),
+    # endless inputs: refused at a limit instead of read until memory runs out
+    (["inspect", "/dev/zero"], "larger than 64 MiB"),
+    (["report", "--policy", "/dev/zero"], "larger than 1 MiB"),
+    (["scan", "@/dev/zero"], "larger than 64 MiB"),
+    (["ca", "issue", "/dev/zero"], "larger than 1 MiB"),
+    (["ca", "init", "--name", "Second", "--config", "/dev/zero"], "larger than 1 MiB"),
+    (["ca", "issue", "--name", "a.example", "--key-out", "k.pem", "--passphrase-file",
+      "/dev/zero"], "larger than 64 KiB"),
 ]
 
 

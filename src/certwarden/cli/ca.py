@@ -20,9 +20,10 @@ from certwarden.ca.keys import KeyAlgorithm, generate_private_key
 from certwarden.ca.model import parse_serial
 from certwarden.ca.policy import CaConfig
 from certwarden.cli import FiniteFloatRange, fail, write_text
-from certwarden.errors import UsageError
+from certwarden.errors import ParseError, UsageError
 from certwarden.store.ca_ledger import SqlLedger
 from certwarden.store.db import data_dir
+from certwarden.x509.parse import read_limited
 
 PASSPHRASE_ENV = "CERTWARDEN_CA_PASSPHRASE"  # noqa: S105 - the name of a variable
 
@@ -40,9 +41,10 @@ def passphrase_source(passphrase_file: str | None, *, confirm: bool = False,
             try:
                 # Bytes, not text: a passphrase need not be UTF-8, and a decode error is no
                 # reason for a traceback.
-                data = Path(passphrase_file).read_bytes().rstrip(b"\r\n")
-            except OSError as exc:
-                fail(f"{passphrase_file}: {exc.strerror or 'cannot read'}")
+                data = read_limited(passphrase_file, 64 * 1024,
+                                    what="a passphrase file").rstrip(b"\r\n")
+            except ParseError as exc:
+                fail(f"{passphrase_file}: {exc.reason}")
             if not data:
                 fail(f"{passphrase_file}: empty passphrase")
             return data
@@ -145,9 +147,10 @@ def _load_yaml(path: str) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        fail(f"{path}: {exc.strerror or 'cannot read'}")
+        data = yaml.safe_load(read_limited(path, 1024 * 1024, what="a CA configuration")
+                              .decode("utf-8"))
+    except ParseError as exc:
+        fail(f"{path}: {exc.reason}")
     except UnicodeDecodeError:
         fail(f"{path}: not UTF-8 text")
     except yaml.YAMLError as exc:
@@ -230,13 +233,16 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
                f"until {chain.record.not_after:%Y-%m-%d %H:%M}Z)", err=True)
 
 
+MAX_CSR_BYTES = 1024 * 1024  # a CSR with hundreds of names is tens of KiB
+
+
 def _read_input(path: str) -> bytes:
     if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        fail(f"{path}: {exc.strerror or 'cannot read'}")
+        data = sys.stdin.buffer.read(MAX_CSR_BYTES + 1)
+        if len(data) > MAX_CSR_BYTES:
+            fail("<stdin>: larger than 1 MiB; not a CSR")
+        return data
+    return read_limited(path, MAX_CSR_BYTES, what="a CSR")
 
 
 @ca_group.command("revoke")
