@@ -7,6 +7,8 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -217,3 +219,19 @@ def test_unreadable_second_capture_is_still_a_warning(env: Path,
     lines = err.strip().splitlines()
     assert lines[-1] == "certwarden: error: 2 of 2 captures could not be read"
     assert all(line.startswith("certwarden: warning: ") for line in lines[:-1])
+
+
+def test_a_reader_that_stops_early_is_not_findings(env: Path) -> None:
+    # ``certwarden ... | head``: stdout's reader is gone before the first write. click turns
+    # that EPIPE into exit 1, which would read as "findings" in CI; it is exit 0, silently.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "import sys; from certwarden.cli import main; sys.exit(main())",
+             "report", "--show-policy"], stdout=write_end, stderr=subprocess.PIPE, check=False,
+            timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert b"Traceback" not in proc.stderr
