@@ -94,6 +94,9 @@ CASES: list[tuple[list[str], str]] = [
     (["--db", NOT_SQLITE, "acme", "eab-add"], "file is not a database"),
     (["--db", NOT_SQLITE, "discover", "files", "adir"], "file is not a database"),
     (["--db", "sqlite:///file/sub/x.db", "inventory", "list"], "cannot open database"),
+    (["--db", "postgresql://u:s3cret@host:badport/db", "inventory", "list"], "u:***@host"),
+    (["--db", "postgresql://u:p@ss:s3cret@[::1/db", "inventory", "list"], "not a SQLAlchemy"),
+    (["--db", "postgresql+nodriver://u:s3cret@127.0.0.1:1/db", "report"], "unsupported"),
     # absurd numbers
     (["inspect", "127.0.0.1:1", "--timeout", "nan"], "not a finite number"),
     (["inspect", "127.0.0.1:1", "--timeout", "1e308"], "not in the range"),
@@ -163,6 +166,7 @@ def test_bad_input_is_one_line_exit_2(env: Path, capsys: pytest.CaptureFixture[s
     code, _, err = _run(capsys, argv)
     _one_line_error(code, err, expected)
     assert "4321" not in err  # a PIN in a URI is never echoed
+    assert "s3cret" not in err  # nor a database password
     # Nothing stored is lost (a scan may record its failed attempt); the CA issued nothing.
     after = _rows(db)
     assert all(before[t] <= after[t] for t in before)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -65,8 +66,8 @@ def make_engine(url: str | None = None) -> Engine:
     url = resolve_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise UsageError(f"database URL is not a SQLAlchemy URL: {url!r}") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise UsageError(f"database URL is not a SQLAlchemy URL: {_redact(url)!r}") from None
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
@@ -89,6 +90,11 @@ def make_engine(url: str | None = None) -> Engine:
         raise UsageError(f"cannot open database {parsed.render_as_string()}: "
                          f"{str(exc.orig).strip().splitlines()[0]}") from None
     return engine
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for an error message (it could not be parsed, so by hand)."""
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)  # greedy: an unescaped @ in it too
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
