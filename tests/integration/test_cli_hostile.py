@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -239,3 +240,22 @@ def test_a_reader_that_stops_early_is_not_findings(env: Path) -> None:
         os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert b"Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["--workers", "2"], ["--no-acme"]])
+def test_serve_on_a_port_in_use_is_one_line(env: Path, capsys: pytest.CaptureFixture[str],
+                                            extra: list[str]) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, _, err = _run(capsys, ["serve", "--no-warm", "--http", f"127.0.0.1:{port}",
+                                     *extra])
+    _one_line_error(code, err, f"cannot listen on 127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("resolver", ["127.0.0.1:99999", "127.0.0.1:0", "[::1]:70000"])
+def test_serve_refuses_a_resolver_port_out_of_range(env: Path, resolver: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, ["serve", "--acme-resolver", resolver])
+    _one_line_error(code, err, "resolver port must be 1-65535")
