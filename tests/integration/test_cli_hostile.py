@@ -259,3 +259,14 @@ def test_serve_refuses_a_resolver_port_out_of_range(env: Path, resolver: str,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, ["serve", "--acme-resolver", resolver])
     _one_line_error(code, err, "resolver port must be 1-65535")
+
+
+def test_encrypted_dev_ca_names_the_option_that_unlocks_it(
+        env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(capsys, ["create", "ca", "--dir", "devca", "--passphrase", "pp"])[0] == 0
+    code, _, err = _run(capsys, ["create", "leaf", "a.example", "--ca", "devca", "--out", "l"])
+    _one_line_error(code, err, "--ca-passphrase")
+    code, _, err = _run(capsys, ["create", "leaf", "a.example", "--ca", "devca", "--out", "l",
+                                 "--ca-passphrase", "wrong"])
+    _one_line_error(code, err, "cannot decrypt")
+    assert "wrong" not in err  # the passphrase tried is not echoed

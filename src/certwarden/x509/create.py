@@ -271,7 +271,8 @@ def load_dev_ca(directory: str | Path, passphrase: bytes | None = None) -> Issue
     try:
         key = serialization.load_pem_private_key(key_pem, password=passphrase)
     except TypeError:
-        raise ParseError(str(d / "ca-key.pem"), "key is encrypted: give --passphrase") from None
+        raise ParseError(str(d / "ca-key.pem"),
+                         "key is encrypted: give its passphrase (--ca-passphrase)") from None
     except ValueError:
         raise ParseError(str(d / "ca-key.pem"), "cannot decrypt or read the CA key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
