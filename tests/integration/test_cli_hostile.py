@@ -29,6 +29,9 @@ def _files(d: Path) -> None:
     (d / "cfg-dns-int.yaml").write_text("policy: {allowed_dns: 5}\n")
     (d / "cfg-profiles-list.yaml").write_text("profiles: [1, 2]\n")
     (d / "cfg-ip-mapping.yaml").write_text('policy: {allowed_ip: ["10.0.0.0/8", {a: 1}]}\n')
+    # nesting deeper than Python's recursion limit: a parser's RecursionError, not a traceback
+    (d / "deep.yaml").write_text("rules: " + "[" * 5000 + "]" * 5000 + "\n")
+    (d / "deep.json").write_text('{"items": ' + "[" * 5000 + "]" * 5000 + "}")
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +151,10 @@ CASES: list[tuple[list[str], str]] = [
     (["trust", "bundle", "--out", "tb", "--namespace", "a\nb: c"], "not a Kubernetes namespace"),
     (["ca", "init", "--name", "Second", "--key", "PKCS11:token=a;object=b?pin-value=4321"],
      "not a pkcs11: URI"),
+    (["report", "--policy", "deep.yaml"], "nested too deeply"),
+    (["discover", "k8s", "--from-file", "deep.json"], "nested too deeply"),
+    (["discover", "k8s", "--from-file", "deep.yaml"], "nested too deeply"),
+    (["ca", "init", "--name", "Second", "--config", "deep.yaml"], "nested too deeply"),
     # endless inputs: refused at a limit instead of read until memory runs out
     (["inspect", "/dev/zero"], "larger than 64 MiB"),
     (["report", "--policy", "/dev/zero"], "larger than 1 MiB"),

@@ -182,6 +182,9 @@ def _b64(obj: object) -> str:
     (JOSE, json.dumps({"protected": _b64({"alg": "ES256", "jwk": 5, "nonce": "x",
                                           "url": "http://test/acme/new-account"}),
                        "payload": "", "signature": ""}).encode(), 400, "jwk"),
+    (JOSE, b"[" * 60000, 400, "not JSON"),  # deeper than the recursion limit
+    (JOSE, json.dumps({"protected": base64.urlsafe_b64encode(b"[" * 40000).decode(),
+                       "payload": "", "signature": ""}).encode(), 400, "protected header"),
     (JOSE, b"x" * (70 * 1024), 413, "too large"),
     ({**JOSE, "content-length": "-1"}, b"{}", 413, "too large"),
 ])

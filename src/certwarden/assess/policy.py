@@ -179,6 +179,8 @@ def parse_policy(text: str, *, source: str, known_rules: frozenset[str] | None) 
                           f"not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise PolicyError(source, None, f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise PolicyError(source, None, "nested too deeply to be a policy") from None
     if root is None:
         return Policy(source=source)
     p = _Parser(source, known_rules)

@@ -153,6 +153,8 @@ def _load_yaml(path: str) -> dict[str, Any]:
         fail(f"{path}: {exc.reason}")
     except UnicodeDecodeError:
         fail(f"{path}: not UTF-8 text")
+    except RecursionError:
+        fail(f"{path}: nested too deeply to be a CA configuration")
     except yaml.YAMLError as exc:
         fail(f"{path}: not valid YAML ({' '.join(str(exc).split())[:120]})")
     if not isinstance(data, dict):

@@ -159,6 +159,8 @@ def read_dump(path: str, *, context: str = "dump", passwords: Sequence[bytes] = 
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = " ".join(str(exc).split())[:160]
         raise UsageError(f"{path}: not a kubectl JSON or YAML dump ({first})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a kubectl dump (nested too deeply)") from None
     objects: list[dict[str, Any]] = []
     for doc in docs:
         if not isinstance(doc, dict):
