@@ -13,6 +13,16 @@ CORPORA = (ROOT / ".." / "shared" / "corpora").resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No test may touch the user's own inventory or CA: point the defaults at a temp dir."""
+    import tempfile
+
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="certwarden-test-data-")
+    for name in ("CERTWARDEN_DATABASE_URL", "CERTWARDEN_CA_DIR", "CERTWARDEN_CA_PASSPHRASE",
+                 "CERTWARDEN_PASSWORD", "CERTWARDEN_PKCS11_PIN"):
+        os.environ.pop(name, None)
+
+
 def require_tool(name: str, *, path: str | None = None) -> str:
     """The path of a peer tool, or skip (locally) / fail (CI) with the reason."""
     found = path if path and os.path.exists(path) else shutil.which(name)

@@ -12,9 +12,8 @@ import pytest
 from certwarden.cli import main
 from certwarden.cli.demo_forge import forge
 from certwarden.records import KeyFile, Location, Sighting
+from certwarden.store import inventory
 
-inventory = pytest.importorskip("certwarden.store.inventory",
-                                reason="the inventory store has not landed on this branch")
 ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -104,3 +103,28 @@ def test_forecast(db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert rows[0]["certificates"] == 3
     assert rows[0]["violating"] == 1  # the 400-day self-signed one
     assert main(["--db", db, "forecast", "--years", "soon"]) == 2
+
+
+def test_owners_recorded_in_the_inventory_reach_the_report(
+        db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    wiki = "tls://127.0.0.1:9443?sni=wiki.corp.test"
+
+    def findings() -> dict[str, list[dict[str, str]]]:
+        assert main(["--db", db, "report", "--format", "json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        out: dict[str, list[dict[str, str]]] = {}
+        for f in data["findings"]:
+            out.setdefault(f["location"], []).append(f)
+        return out
+
+    before = findings()
+    assert "shadow-certificate" in {f["rule"] for f in before[wiki]}
+    assert main(["--db", db, "inventory", "owner", "tls://127.0.0.1:9443*", "wiki-team",
+                 "--contact", "wiki@corp.test"]) == 0
+    assert "wiki-team now owns 1 location(s)" in capsys.readouterr().out
+    after = findings()
+    # Owned now: no longer a shadow certificate, and every finding names its owner.
+    assert "shadow-certificate" not in {f["rule"] for f in after[wiki]}
+    assert {f["owner"] for f in after[wiki]} == {"wiki-team"}
+    assert main(["--db", db, "inventory", "owner", "tls://nowhere*", "x"]) == 2
+

@@ -130,7 +130,7 @@ def _discover_engine(sandbox: Sandbox, folder: Path, workdir: Path,
         files = main(["--db", url, "discover", "files", str(folder)])
     if scan or files:
         raise UsageError(f"demo discovery failed: {' '.join(said.getvalue().split())[-300:]}")
-    sightings, certificates = read_inventory(url)
+    sightings, certificates, _ = read_inventory(url)
     return sightings, certificates, f"certwarden scan + discover files into {url}"
 
 

@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from certwarden.cli import emit_json
+from certwarden.cli import emit_json, fail
 from certwarden.discovery.files import key_problems
 from certwarden.records import Sighting
 from certwarden.store.inventory import Inventory
@@ -140,6 +140,33 @@ def diff_cmd(ctx: click.Context, scan_a: int, scan_b: int, as_json: bool) -> Non
         click.echo(f"changed  {u}  {a[:16]} -> {b[:16]}")
     click.echo(f"{len(d.new)} new, {len(d.gone)} gone, {len(d.changed)} changed, "
                f"{d.unchanged} unchanged")
+
+
+@inventory_cmd.command("owner")
+@click.argument("location_glob")
+@click.argument("team")
+@click.option("--contact", default=None, help="How to reach the team (mail, chat, pager).")
+@click.pass_context
+def owner_cmd(ctx: click.Context, location_glob: str, team: str, contact: str | None) -> None:
+    """Record TEAM as the owner of every location matching LOCATION_GLOB.
+
+    Owners recorded here are used by `certwarden report` after the policy's own owner
+    rules (the policy wins where both name one).
+    """
+    import fnmatch
+
+    if not team.strip():
+        fail("the team name is empty")
+    inv = Inventory.open(ctx.obj.get("db_url"))
+    try:
+        matched = [u for u in inv.location_uris() if fnmatch.fnmatchcase(u, location_glob)]
+        if not matched:
+            fail(f"no location in the inventory matches {location_glob!r}")
+        for uri in matched:
+            inv.set_owner(uri, team.strip(), contact)
+    finally:
+        inv.close()
+    click.echo(f"{team.strip()} now owns {len(matched)} location(s)")
 
 
 COMMANDS = (inventory_cmd,)

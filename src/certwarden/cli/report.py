@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import click
@@ -11,6 +10,7 @@ from certwarden.assess import (
     DEFAULT_POLICY_YAML,
     RULE_IDS,
     Assessment,
+    Owner,
     Policy,
     Severity,
     assess,
@@ -23,21 +23,19 @@ from certwarden.cli import Findings, fail, write_text
 from certwarden.records import Sighting
 from certwarden.report import ReportFormat, render
 from certwarden.report.text import forecast_table
+from certwarden.store.inventory import Inventory
 from certwarden.x509 import Certificate
 
 _SEVERITIES = [s.value for s in Severity]
 _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
 
 
-def read_inventory(db_url: str | None) -> tuple[list[Sighting], list[Certificate]]:
-    """Every latest sighting and every certificate in the inventory."""
-    try:  # imported here: the other verbs must work without a database
-        store = importlib.import_module("certwarden.store.inventory")
-    except ImportError:
-        fail("the inventory store is not part of this build (certwarden.store.inventory)")
-    inv = store.Inventory.open(db_url)
+def read_inventory(db_url: str | None,
+                   ) -> tuple[list[Sighting], list[Certificate], dict[str, tuple[str, str | None]]]:
+    """Every latest sighting, every certificate, and the owners recorded in the inventory."""
+    inv = Inventory.open(db_url)
     try:
-        return list(inv.sightings(latest_only=True)), list(inv.certificates())
+        return list(inv.sightings(latest_only=True)), list(inv.certificates()), inv.owners()
     finally:
         inv.close()
 
@@ -57,8 +55,19 @@ def years_from(text: str | None) -> range:
 
 def run_assessment(db_url: str | None, policy: Policy) -> Assessment:
     trust = load_trust(policy)
-    sightings, certificates = read_inventory(db_url)
-    return assess(sightings, certificates=certificates, policy=policy, trust=trust)
+    sightings, certificates, owners = read_inventory(db_url)
+    return assess(sightings, certificates=certificates, policy=with_owners(policy, owners),
+                  trust=trust)
+
+
+def with_owners(policy: Policy, owners: dict[str, tuple[str, str | None]]) -> Policy:
+    """The policy's owner rules first (first match wins), then the inventory's records."""
+    import dataclasses
+    import glob
+
+    extra = tuple(Owner(match=glob.escape(uri), team=team, contact=contact)
+                  for uri, (team, contact) in sorted(owners.items()))
+    return dataclasses.replace(policy, owners=policy.owners + extra) if extra else policy
 
 
 def emit(text: str, out: str | None) -> None:
@@ -102,7 +111,7 @@ def report_cmd(ctx: click.Context, fmt: str, out: str | None, fail_on: str | Non
 def forecast_cmd(ctx: click.Context, years: str | None, as_json: bool) -> None:
     """Per year: certificates over the CA/B ceiling then in force, and renewals needed."""
     span = years_from(years)
-    _, certificates = read_inventory(ctx.obj["db_url"])
+    _, certificates, _ = read_inventory(ctx.obj["db_url"])
     rows = [y.as_dict() for y in forecast(certificates, span)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))

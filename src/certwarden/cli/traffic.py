@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -12,6 +11,7 @@ from typing import IO, Any
 import click
 
 from certwarden.cli import Findings, fail
+from certwarden.store.inventory import Inventory
 from certwarden.traffic.alerts import Blocklist, Severity
 from certwarden.traffic.observe import (
     CaptureDone,
@@ -25,17 +25,6 @@ from certwarden.traffic.observe import (
 )
 
 _SEVERITY_ORDER = [str(s) for s in (Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH)]
-
-
-def _inventory(db_url: str | None, use: bool) -> Any:
-    """The store's ``Inventory`` when that package exists and is wanted, else ``None``."""
-    if not use:
-        return None
-    try:
-        module = importlib.import_module("certwarden.store.inventory")
-    except ImportError:
-        return None  # the inventory store is not part of this build
-    return module.Inventory.open(db_url)
 
 
 @click.command("traffic")
@@ -64,7 +53,7 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
             fail(f"{p}: no such capture file")
     blocklist = Blocklist.load(list(blocklists)) if blocklists else None
     with_alerts = with_alerts or bool(blocklists)
-    inventory = _inventory((ctx.obj or {}).get("db_url"), not no_inventory)
+    inventory = None if no_inventory else Inventory.open((ctx.obj or {}).get("db_url"))
     known: Callable[[str], bool] | None = (inventory.has_certificate
                                            if inventory is not None else None)
     out: IO[str] = sys.stdout

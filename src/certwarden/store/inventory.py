@@ -333,6 +333,17 @@ class Inventory:
                 row.contact = contact
             loc.owner_id = row.id
 
+    def owners(self) -> dict[str, tuple[str, str | None]]:
+        """Location URI -> (team, contact) for every location with a recorded owner."""
+        with self._read() as s:
+            rows = s.execute(select(LocationRow.uri, OwnerRow.name, OwnerRow.contact)
+                             .join(OwnerRow, OwnerRow.id == LocationRow.owner_id))
+            return {uri: (name, contact) for uri, name, contact in rows}
+
+    def location_uris(self) -> list[str]:
+        with self._read() as s:
+            return list(s.scalars(select(LocationRow.uri).order_by(LocationRow.uri)))
+
     def add_tag(self, location_uri: str, tag: str) -> None:
         with self._write() as s:
             loc = self._location(s, location_uri)
