@@ -79,7 +79,7 @@ class JwsMessage:
             raise malformed("this resource needs a JSON payload, not POST-as-GET")
         try:
             doc = json.loads(self.payload)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting is malformed too
             raise malformed("payload is not JSON") from None
         if not isinstance(doc, dict):
             raise malformed("payload is not a JSON object")
@@ -95,7 +95,7 @@ def parse(body: bytes | str | Mapping[str, Any], *, algs: tuple[str, ...] = ALLO
     else:
         try:
             doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting is malformed too
             raise malformed("request body is not JSON") from None
     if not isinstance(doc, dict):
         raise malformed("request body is not a flattened JWS JSON object")
@@ -109,7 +109,7 @@ def parse(body: bytes | str | Mapping[str, Any], *, algs: tuple[str, ...] = ALLO
     raw_protected, raw_payload, raw_sig = doc["protected"], doc["payload"], doc["signature"]
     try:
         protected = json.loads(b64d(raw_protected, "protected header"))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting is malformed too
         raise malformed("protected header is not JSON") from None
     if not isinstance(protected, dict):
         raise malformed("protected header is not a JSON object")

@@ -60,9 +60,12 @@ def parse_hostport(text: str, default_port: int = 53) -> tuple[str, int]:
     host = host.strip("[]")
     try:
         ipaddress.ip_address(host)
-        return host, int(port)
+        number = int(port)
     except ValueError:
         raise ValueError(f"resolver must be IP[:port], got {text!r}") from None
+    if not 0 < number < 65536:
+        raise ValueError(f"resolver port must be 1-65535, got {text!r}")
+    return host, number
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

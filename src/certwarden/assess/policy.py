@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from certwarden.assess.finding import Severity
-from certwarden.errors import CertwardenError
+from certwarden.errors import CertwardenError, ParseError
+from certwarden.x509.parse import read_limited
 
 DEFAULT_POLICY_YAML = """\
 # certwarden default policy. Copy it, change it, pass it with --policy FILE.
@@ -150,12 +151,14 @@ def default_policy() -> Policy:
     return parse_policy(DEFAULT_POLICY_YAML, source="<built-in default>", known_rules=None)
 
 
+MAX_POLICY_BYTES = 1024 * 1024  # a policy is a page of YAML; a device or pipe is not one
+
+
 def load_policy(path: str, *, known_rules: frozenset[str] | None) -> Policy:
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as exc:
-        raise PolicyError(path, None, exc.strerror or "cannot read") from None
+        text = read_limited(path, MAX_POLICY_BYTES, what="a policy").decode("utf-8")
+    except ParseError as exc:
+        raise PolicyError(path, None, exc.reason) from None
     except UnicodeDecodeError:
         raise PolicyError(path, None, "not UTF-8 text") from None
     return parse_policy(text, source=path, known_rules=known_rules)
@@ -176,6 +179,8 @@ def parse_policy(text: str, *, source: str, known_rules: frozenset[str] | None) 
                           f"not valid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise PolicyError(source, None, f"not valid YAML: {exc}") from None
+    except RecursionError:
+        raise PolicyError(source, None, "nested too deeply to be a policy") from None
     if root is None:
         return Policy(source=source)
     p = _Parser(source, known_rules)

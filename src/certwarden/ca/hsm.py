@@ -42,7 +42,7 @@ class Pkcs11Uri:
     @classmethod
     def parse(cls, uri: str, *, pin: str | None = None) -> Pkcs11Uri:
         if not uri.startswith("pkcs11:"):
-            raise UsageError(f"not a pkcs11: URI: {uri!r}")
+            raise UsageError(f"not a pkcs11: URI: {uri.partition('?')[0]!r}")  # no pin-value
         path, _, query = uri[len("pkcs11:"):].partition("?")
         attrs = dict(_pairs(path, ";"))
         q = dict(_pairs(query, "&"))

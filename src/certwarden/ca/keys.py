@@ -97,8 +97,8 @@ def encrypt_pkcs8(key: PrivateKey, passphrase: bytes) -> bytes:
 def write_key_file(path: Path, key: PrivateKey, passphrase: bytes) -> None:
     """Write the encrypted key, 0600 from creation on; never overwrite an existing key."""
     pem = encrypt_pkcs8(key, passphrase)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise UsageError(f"{path}: a key file already exists; refusing to overwrite it") from None

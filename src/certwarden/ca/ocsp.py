@@ -50,6 +50,8 @@ class _Served:
     signer: Signer
 
 
+MAX_NONCE = 32  # RFC 8954 §2.1
+
 _MALFORMED = ocsp.OCSPResponseBuilder.build_unsuccessful(
     ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
 _UNAUTHORIZED = ocsp.OCSPResponseBuilder.build_unsuccessful(
@@ -99,6 +101,10 @@ class Responder:
         except x509.ExtensionNotFound:
             pass
         except Exception:
+            return OcspAnswer(der=_MALFORMED, status=None)
+        if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
+            # RFC 8954 §2.1: a nonce of 0 or more than 32 octets MUST be refused; it would
+            # otherwise buy an uncached signature over attacker-chosen bytes.
             return OcspAnswer(der=_MALFORMED, status=None)
         self._maybe_invalidate()
         now = self._clock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,28 @@ from certwarden.errors import UsageError
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_DNS_SUFFIX = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*", re.IGNORECASE)
+
+
+def _str_list(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """A list of strings from YAML/JSON/the command line; anything else is one clear error."""
+    value = data.get(key, ())
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise UsageError(f"policy: {key} must be a list")
+    if not all(isinstance(x, str | int) and not isinstance(x, bool) for x in value):
+        raise UsageError(f"policy: {key} must be a list of strings")
+    return tuple(str(x) for x in value)
+
+
+def _dns_suffixes(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    out = tuple(x.lower() for x in _str_list(data, key))
+    for suffix in out:
+        if len(suffix) > 253 or not _DNS_SUFFIX.fullmatch(suffix):
+            raise UsageError(f"policy: {key}: not a DNS name suffix: {suffix!r}")
+    return out
 
 
 def _suffix_match(name: str, suffix: str) -> bool:
@@ -62,15 +85,17 @@ class NamePolicy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> NamePolicy:
+        if not isinstance(data, Mapping):
+            raise UsageError("policy must be a mapping")
         try:
-            nets = tuple(ipaddress.ip_network(x, strict=False) for x in data.get("allowed_ip", ()))
+            nets = tuple(ipaddress.ip_network(x, strict=False)
+                         for x in _str_list(data, "allowed_ip"))
         except ValueError as exc:
             raise UsageError(f"policy: {exc}") from None
-        return cls(allowed_dns=tuple(str(x).lower() for x in data.get("allowed_dns", ())),
-                   denied_dns=tuple(str(x).lower() for x in data.get("denied_dns", ())),
+        return cls(allowed_dns=_dns_suffixes(data, "allowed_dns"),
+                   denied_dns=_dns_suffixes(data, "denied_dns"),
                    allowed_ip=nets,
-                   spiffe_trust_domains=tuple(str(x) for x in
-                                              data.get("spiffe_trust_domains", ())))
+                   spiffe_trust_domains=_str_list(data, "spiffe_trust_domains"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +122,8 @@ class CaConfig:
         base = str(data.get("base_url") or DEFAULT_BASE_URL)
         if not base.startswith(("http://", "https://")):
             raise UsageError(f"base URL must be http(s)://...: {base!r}")
+        if not isinstance(data.get("profiles") or {}, Mapping):
+            raise UsageError("profiles must be a mapping of name to profile")
         raw = dict(data.get("profiles") or {})
         if not all(isinstance(v, Mapping) for v in raw.values()):
             raise UsageError("profiles: each profile must be a mapping")

@@ -9,6 +9,7 @@ one line on stderr and exit code 2; findings at or above ``--fail-on`` are exit 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,17 @@ def fail(message: str) -> NoReturn:
     raise UsageError(message)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """A ``FloatRange`` that also refuses ``nan`` (which compares false to both bounds)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def emit_json(obj: Any, out: str | None = None) -> None:
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
     if out and out != "-":
@@ -41,6 +53,9 @@ def emit_json(obj: Any, out: str | None = None) -> None:
 def write_text(path: str, text: str, *, mode: int = 0o644) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        if not mode & 0o077:
+            # A secret: an existing file keeps its old (maybe wider) mode through O_TRUNC.
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
     except OSError as exc:
@@ -106,6 +121,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except SystemExit:
+        # click turns EPIPE on stdout (``certwarden ... | head``) into sys.exit(1), which would
+        # read as "findings"; a reader that stopped early is not an error.
+        # click marks that case by wrapping stdout (the class name is private, and renamed
+        # between click releases, hence the name test).
+        if type(sys.stdout).__name__.endswith("PacifyFlushWrapper"):
+            return EXIT_OK
+        raise
     return EXIT_OK
 
 

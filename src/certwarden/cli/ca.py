@@ -14,14 +14,16 @@ from typing import Any
 import click
 
 from certwarden.ca import Authority, RevocationReason
+from certwarden.ca.authority import pick_issuer
 from certwarden.ca.hierarchy import init_ca
 from certwarden.ca.keys import KeyAlgorithm, generate_private_key
 from certwarden.ca.model import parse_serial
 from certwarden.ca.policy import CaConfig
-from certwarden.cli import fail, write_text
-from certwarden.errors import UsageError
+from certwarden.cli import FiniteFloatRange, fail, write_text
+from certwarden.errors import ParseError, UsageError
 from certwarden.store.ca_ledger import SqlLedger
 from certwarden.store.db import data_dir
+from certwarden.x509.parse import read_limited
 
 PASSPHRASE_ENV = "CERTWARDEN_CA_PASSPHRASE"  # noqa: S105 - the name of a variable
 
@@ -32,20 +34,23 @@ def default_key_dir() -> Path:
 
 def passphrase_source(passphrase_file: str | None, *, confirm: bool = False,
                       ) -> Callable[[], bytes]:
-    """Env, then file, then an interactive prompt — asked once, only when a key is opened."""
+    """The file given, then env, then an interactive prompt — asked once, when a key is opened."""
     @functools.cache
     def get() -> bytes:
+        if passphrase_file:  # named on the command line: it wins over the environment
+            try:
+                # Bytes, not text: a passphrase need not be UTF-8, and a decode error is no
+                # reason for a traceback.
+                data = read_limited(passphrase_file, 64 * 1024,
+                                    what="a passphrase file").rstrip(b"\r\n")
+            except ParseError as exc:
+                fail(f"{passphrase_file}: {exc.reason}")
+            if not data:
+                fail(f"{passphrase_file}: empty passphrase")
+            return data
         env = os.environ.get(PASSPHRASE_ENV)
         if env:
             return env.encode()
-        if passphrase_file:
-            try:
-                text = Path(passphrase_file).read_text().rstrip("\r\n")
-            except OSError as exc:
-                fail(f"{passphrase_file}: {exc.strerror or 'cannot read'}")
-            if not text:
-                fail(f"{passphrase_file}: empty passphrase")
-            return text.encode()
         if not sys.stdin.isatty():
             fail(f"CA passphrase needed: set {PASSPHRASE_ENV} or use --passphrase-file")
         value = click.prompt("CA key passphrase", hide_input=True,
@@ -111,7 +116,12 @@ def init_cmd(ctx: click.Context, name: str, key_algorithm: str, root_key_algorit
     """Create a root and an issuing intermediate beside the inventory."""
     raw: dict[str, Any] = _load_yaml(config_file) if config_file else {}
     raw.setdefault("base_url", base_url)
+    if not isinstance(raw.get("policy") or {}, dict):
+        fail(f"{config_file}: policy must be a mapping")
     policy = dict(raw.get("policy") or {})
+    for key in ("allowed_dns", "denied_dns", "allowed_ip", "spiffe_trust_domains"):
+        if not isinstance(policy.get(key, []), list):
+            fail(f"{config_file}: policy: {key} must be a list")
     policy["allowed_dns"] = [*policy.get("allowed_dns", ()), *allow_dns, *permit_dns]
     policy["denied_dns"] = [*policy.get("denied_dns", ()), *deny_dns]
     policy["allowed_ip"] = [*policy.get("allowed_ip", ()), *allow_ip]
@@ -137,9 +147,14 @@ def _load_yaml(path: str) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        fail(f"{path}: {exc.strerror or 'cannot read'}")
+        data = yaml.safe_load(read_limited(path, 1024 * 1024, what="a CA configuration")
+                              .decode("utf-8"))
+    except ParseError as exc:
+        fail(f"{path}: {exc.reason}")
+    except UnicodeDecodeError:
+        fail(f"{path}: not UTF-8 text")
+    except RecursionError:
+        fail(f"{path}: nested too deeply to be a CA configuration")
     except yaml.YAMLError as exc:
         fail(f"{path}: not valid YAML ({' '.join(str(exc).split())[:120]})")
     if not isinstance(data, dict):
@@ -178,7 +193,8 @@ def _write(out: str, text: str) -> None:
               help="tls-server, tls-client, spiffe or a custom profile.")
 @click.option("--out", default="-", show_default=True, help="Certificate chain, leaf first.")
 @click.option("--key-out", default=None, help="Where the generated key goes (no-CSR mode).")
-@click.option("--lifetime-days", type=float, default=None, help="Shorter than the profile's.")
+@click.option("--lifetime-days", type=FiniteFloatRange(0, 3650, min_open=True), default=None,
+              help="Shorter than the profile's.")
 @ca_option
 @passphrase_option
 @pin_option
@@ -192,6 +208,11 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
     lifetime = dt.timedelta(days=lifetime_days) if lifetime_days is not None else None
     authority = Authority.open(_ledger(ctx), issuer=ca_name,
                                passphrase=passphrase_source(passphrase_file), pin=pin)
+    key_target = None
+    if not csr:  # decided before issuing: a certificate whose key is lost is worse than none
+        key_target = key_out or (f"{out.removesuffix('.pem')}.key" if out != "-" else None)
+        if key_target is None:
+            fail("--key-out is required when the certificate goes to stdout")
     key_pem = None
     if csr:
         data = _read_input(csr)
@@ -207,23 +228,23 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
         key_pem = key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()).decode()
+    if key_pem is not None and key_target is not None:
+        write_text(key_target, key_pem, mode=0o600)  # the key first: it exists nowhere else
     _write(out, chain.pem())
-    if key_pem is not None:
-        target = key_out or (f"{out.removesuffix('.pem')}.key" if out != "-" else None)
-        if target is None:
-            fail("--key-out is required when the certificate goes to stdout")
-        write_text(target, key_pem, mode=0o600)
     click.echo(f"issued serial {chain.serial} ({chain.record.profile}, "
                f"until {chain.record.not_after:%Y-%m-%d %H:%M}Z)", err=True)
 
 
+MAX_CSR_BYTES = 1024 * 1024  # a CSR with hundreds of names is tens of KiB
+
+
 def _read_input(path: str) -> bytes:
     if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        fail(f"{path}: {exc.strerror or 'cannot read'}")
+        data = sys.stdin.buffer.read(MAX_CSR_BYTES + 1)
+        if len(data) > MAX_CSR_BYTES:
+            fail("<stdin>: larger than 1 MiB; not a CSR")
+        return data
+    return read_limited(path, MAX_CSR_BYTES, what="a CSR")
 
 
 @ca_group.command("revoke")
@@ -261,13 +282,15 @@ def _serial_of(target: str) -> str:
 @ca_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines.")
 @click.option("--audit", is_flag=True, help="Show the audit log instead.")
-@click.option("--limit", default=100, show_default=True)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 1_000_000))
 @ca_option
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool, audit: bool, limit: int,
              ca_name: str | None) -> None:
     """Issued certificates (newest first) with their status, or the audit log."""
     ledger = _ledger(ctx)
+    if ca_name:
+        pick_issuer(ledger, ca_name)  # an unknown --ca is an error here as everywhere else
     if audit:
         for e in ledger.audit_events(limit=limit):
             row = {"at": e.at.isoformat(), "actor": e.actor, "action": e.action.value,

@@ -210,7 +210,10 @@ def _expect(f: object, code: bytes, target: str) -> None:
 def demo_cmd(workdir: str | None) -> None:
     """A sandbox estate on 127.0.0.1: discover it, assess it, write the HTML report."""
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="certwarden-demo-"))
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{base}: cannot create the directory ({exc.strerror or exc})") from None
     run = run_demo(base)
     click.echo(render(run.assessment, ReportFormat.TABLE), nl=False)
     expected, found = run.expected(), run.found()

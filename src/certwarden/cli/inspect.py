@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from certwarden.assess import Finding
+from certwarden.cli import FiniteFloatRange
 from certwarden.discovery.tls_fetch import fetch_chain, split_target
 from certwarden.errors import CertwardenError, ParseError, PasswordError
 from certwarden.records import Location, Sighting
@@ -62,7 +63,8 @@ def _tls_format() -> Any:
 @click.option("--trust", "trust", default=None, metavar="FILE|DIR",
               help="Verify each chain against this trust store (PEM file or directory).")
 @click.option("--sni", default=None, help="Server name to send for host:port sources.")
-@click.option("--timeout", default=10.0, show_default=True, help="Seconds per connection.")
+@click.option("--timeout", default=10.0, show_default=True, help="Seconds per connection.",
+              type=FiniteFloatRange(0.05, 600))
 @click.option("--policy", "policy_path", default=None, metavar="FILE",
               help="Judge with this policy YAML (default: the built-in policy).")
 @password_option
@@ -78,12 +80,16 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
             pw = click.prompt(f"password for {source}", hide_input=True).encode()
             loaded = _load(source, pw, sni, timeout)
         results.extend(loaded)
-    parsed = [r for r in results if isinstance(r, Parsed)]
+    # A source that held no certificate (a lone key, say) is nothing to show.
+    parsed = [r for r in results if isinstance(r, Parsed) and r.certificates]
     errors = [r for r in results if isinstance(r, CertwardenError)]
     if not parsed and errors:
         if len(errors) == 1:
             raise errors[0]
         raise ParseError(f"{len(errors)} sources", f"no certificate read; first: {errors[0]}")
+    if not parsed:  # e.g. a directory holding no certificate: say so rather than print nothing
+        raise ParseError(sources[0] if len(sources) == 1 else f"{len(sources)} sources",
+                         "no certificate found")
     verdicts = _verify(parsed, trust, sni) if trust else {}
     findings = _findings(parsed, trust, policy_path)
     if as_json:

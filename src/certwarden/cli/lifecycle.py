@@ -12,6 +12,7 @@ from rich.table import Table
 
 from certwarden.ca import Authority
 from certwarden.ca.model import IssuerRole
+from certwarden.ca.profiles import resolve as resolve_profile
 from certwarden.cli import emit_json, fail
 from certwarden.cli.ca import passphrase_option, passphrase_source
 from certwarden.lifecycle import replace as rp
@@ -62,6 +63,8 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
         else:
             authority = Authority.open(ledger, passphrase=passphrase_source(passphrase_file),
                                        pin=pin)
+            # One bad --profile would refuse every item: say so once, exit 2, issue nothing.
+            resolve_profile(profile, authority.config.profiles)
             results = rp.execute(items, authority, out_dir=out_dir, apply_in_place=apply_in_place,
                                  profile=profile, now=dt.datetime.now(dt.UTC))
             rp.rescan_files(inventory, results)
@@ -108,7 +111,10 @@ def bundle(ctx: click.Context, out_dir: str, formats: tuple[str, ...], storepass
     anchors = [Certificate.from_der(i.certificate_der) for i in ledger.issuers()
                if i.role is IssuerRole.ROOT]
     for path in extras:
-        anchors.extend(read_source(path).certificates)
+        extra = read_source(path).certificates
+        if not extra:  # a key file, say: naming it and adding nothing would mislead
+            fail(f"{path}: no certificate in it")
+        anchors.extend(extra)
     if not anchors:
         fail("no private CA root in this inventory (run `certwarden ca init` first)")
     written = write_bundles(anchors, Path(out_dir),

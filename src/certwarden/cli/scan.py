@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from certwarden.assess import Finding, findings_by_location
-from certwarden.cli import emit_json, fail
+from certwarden.cli import FiniteFloatRange, emit_json, fail
 from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions, Status
 from certwarden.discovery.net import StarttlsMode as Mode
 from certwarden.discovery.targets import (
@@ -155,7 +155,7 @@ async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | Non
               help="Connections open at once.")
 @click.option("--rate", "rate_text", default=None, metavar="N/s",
               help="At most N new connections per second.")
-@click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(0.05, 600),
+@click.option("--timeout", default=3.0, show_default=True, type=FiniteFloatRange(0.05, 600),
               help="Seconds to connect, and again for the STARTTLS dialogue + handshake.")
 @click.option("--retries", default=0, show_default=True, type=click.IntRange(0, 10),
               help="Retries after a timeout or reset.")
@@ -167,7 +167,7 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
              timeout: float, retries: int, json_out: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
     specs = read_targets(targets)
-    ports = parse_ports(ports_text) if ports_text else DEFAULT_PORTS
+    ports = parse_ports(ports_text) if ports_text is not None else DEFAULT_PORTS
     mode: Mode | Starttls = (Mode(starttls.lower()) if starttls.lower() in Mode.__members__
                              .values() else Starttls(starttls.lower()))
     options = ScanOptions(concurrency=concurrency, rate=_rate(rate_text),

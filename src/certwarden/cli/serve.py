@@ -33,6 +33,21 @@ def split_bind(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def check_bind(host: str, port: int) -> None:
+    """Bind and release ``host:port`` now, so a port in use or an address not ours is one
+    line and exit 2 before anything starts (uvicorn would log it and exit 3)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, addr = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            sock.bind(addr)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, str]:
     from cryptography.hazmat.primitives import serialization
 
@@ -114,6 +129,9 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
             acme_env, db_url=ctx.obj.get("db_url") if ctx.obj else None,
             authority=Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)))
     app = create_app(publisher=publisher, routers=routers)
+    for bind in (http_bind, https_bind):
+        if bind:  # after the keys open (a wrong passphrase is the likelier mistake), before
+            check_bind(*split_bind(bind))  # the --https certificate is issued
     configs: list[Any] = []
     workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
     if http_bind:
@@ -185,12 +203,17 @@ def _serve_workers(ledger: SqlLedger, http_bind: str | None, https_bind: str | N
         hide_password=False)
     # Opened once here so a wrong or missing passphrase fails now, with one line.
     Publisher.open(ledger, passphrase=passphrase, pin=pin)
-    os.environ["CERTWARDEN_CA_PASSPHRASE"] = passphrase().decode()
+    try:
+        os.environ["CERTWARDEN_CA_PASSPHRASE"] = passphrase().decode()
+    except (UnicodeDecodeError, ValueError):  # ValueError: a NUL byte, which env cannot hold
+        fail("--workers > 1 hands the passphrase to workers in the environment: it must be "
+             "UTF-8 text without NUL bytes")
     if pin:
         os.environ["CERTWARDEN_PKCS11_PIN"] = pin
     if no_warm:
         os.environ["CERTWARDEN_SERVE_NO_WARM"] = "1"
     host, port = split_bind(https_bind or http_bind or DEFAULT_HTTP)
+    check_bind(host, port)
     ssl: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
     try:

@@ -89,9 +89,14 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
                 _line(out, capture_row(st))
                 if st.error:
                     kind = "unreadable" if st.frames == 0 else f"stopped after {st.frames} frames"
-                    click.echo(f"certwarden: warning: {st.path}: {kind}: {st.error}", err=True)
-                    if st.frames == 0:
-                        failed.append(st.path)
+                    if st.frames == 0 and len(pcaps) == 1:
+                        # The only capture: its reason becomes the one error line below.
+                        failed.append(f"{st.path}: {kind}: {st.error}")
+                    else:
+                        click.echo(f"certwarden: warning: {st.path}: {kind}: {st.error}",
+                                   err=True)
+                        if st.frames == 0:
+                            failed.append(st.path)
                 if inventory is not None and scan_id is not None:
                     inventory.add_sightings(scan_id, sightings)
                     inventory.record_outcome(scan_id, st.path, "error" if st.error else "ok",
@@ -108,7 +113,8 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
         click.echo(f"{counts['sessions']} sessions, {counts['certificates']} certificates, "
                    f"{counts['alerts']} alerts -> {json_out}", err=True)
     if failed:
-        fail(f"{len(failed)} of {len(pcaps)} captures could not be read")
+        fail(failed[0] if len(pcaps) == 1 else
+             f"{len(failed)} of {len(pcaps)} captures could not be read")
     if fail_on is not None and worst >= _SEVERITY_ORDER.index(fail_on):
         raise Findings()
 

@@ -18,13 +18,12 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 from certwarden.errors import ConnectError, ParseError, PasswordError, UsageError
 from certwarden.records import KeyFile, Location, Sighting
 from certwarden.x509 import Certificate, KeyInfo
-from certwarden.x509.parse import parse_with_passwords
+from certwarden.x509.parse import parse_with_passwords, read_limited
 
 PAGE_SIZE = 200  # objects per list call: the API server's own default page is 500
 _CERT_MARKERS = (b"-----BEGIN CERTIFICATE", b"-----BEGIN PKCS7", b"-----BEGIN TRUSTED")
@@ -140,22 +139,28 @@ def _pair(cert: Certificate, pos: int, keys: list[tuple[str, KeyInfo]],
 
 # --- dumps ---------------------------------------------------------------------------------
 
+MAX_DUMP_BYTES = 512 * 1024 * 1024  # a big cluster's secrets; a device or endless pipe is not
+
+
 def read_dump(path: str, *, context: str = "dump", passwords: Sequence[bytes] = (),
               ) -> Iterator[Result]:
     """A ``kubectl get ... -o yaml|json`` dump: a List, a single object, or YAML documents."""
     import yaml
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}",
-                         ) from None
+        text = read_limited(path, MAX_DUMP_BYTES, what="a kubectl dump we read").decode("utf-8")
+    except ParseError as exc:
+        raise UsageError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text") from None
     try:
         docs = [json.loads(text)] if text.lstrip().startswith("{") else [
             d for d in yaml.safe_load_all(text) if d is not None]
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = " ".join(str(exc).split())[:160]
         raise UsageError(f"{path}: not a kubectl JSON or YAML dump ({first})") from None
+    except RecursionError:
+        raise UsageError(f"{path}: not a kubectl dump (nested too deeply)") from None
     objects: list[dict[str, Any]] = []
     for doc in docs:
         if not isinstance(doc, dict):

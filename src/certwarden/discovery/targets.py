@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from certwarden.errors import UsageError
+from certwarden.errors import ParseError, UsageError
+from certwarden.x509.parse import read_limited
 
 
 class Starttls(StrEnum):
@@ -158,6 +159,9 @@ def _port(target: str, text: str) -> int:
     return int(text)
 
 
+MAX_TARGET_FILE = 64 * 1024 * 1024  # millions of lines; /dev/zero or an endless pipe is refused
+
+
 def read_targets(items: Sequence[str]) -> list[TargetSpec]:
     """Parse every target; ``@file`` reads one target per line (``#`` starts a comment)."""
     out: list[TargetSpec] = []
@@ -165,9 +169,10 @@ def read_targets(items: Sequence[str]) -> list[TargetSpec]:
         if item.startswith("@"):
             path = Path(item[1:])
             try:
-                lines = path.read_text(encoding="utf-8").splitlines()
-            except (OSError, UnicodeDecodeError) as exc:
-                reason = getattr(exc, "strerror", None) or "not a UTF-8 text file"
+                lines = read_limited(str(path), MAX_TARGET_FILE, what="a target list"
+                                     ).decode("utf-8").splitlines()
+            except (ParseError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "reason", None) or "not a UTF-8 text file"
                 raise UsageError(f"target file {str(path)!r}: {reason}") from None
             for n, line in enumerate(lines, start=1):
                 line = line.split("#", 1)[0].strip()

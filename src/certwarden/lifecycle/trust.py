@@ -8,6 +8,7 @@ ConfigMap (the shape trust-manager distributes). One call writes them all.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -32,6 +33,8 @@ class BundleFormat(StrEnum):
 
 
 ALL_FORMATS = tuple(BundleFormat)
+# A Kubernetes namespace is an RFC 1123 label; checked because it is written into YAML.
+_NAMESPACE = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
 FILE_NAMES = {BundleFormat.PEM: "ca-bundle.pem", BundleFormat.JKS: "truststore.jks",
               BundleFormat.PKCS12: "truststore.p12", BundleFormat.K8S: "trust-configmap.yaml"}
 
@@ -55,8 +58,15 @@ def write_bundles(anchors: Sequence[Certificate], out_dir: str | Path, *,
         bad = next(a for a in anchors if not a.is_ca)
         raise UsageError(f"{bad.subject}: not a CA certificate; refusing to distribute it as "
                          "a trust anchor")
+    if namespace is not None and not _NAMESPACE.fullmatch(namespace):
+        raise UsageError(f"not a Kubernetes namespace name (RFC 1123 label): {namespace!r}")
+    if not store_password and any(f in (BundleFormat.JKS, BundleFormat.PKCS12) for f in formats):
+        raise UsageError("the truststore password cannot be empty")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the directory ({exc.strerror or exc})") from None
     pem = "".join(a.pem() for a in anchors)
     written: list[WrittenBundle] = []
     for fmt in dict.fromkeys(formats):
@@ -105,7 +115,10 @@ def _configmap(pem: str, name: str, namespace: str | None) -> str:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None

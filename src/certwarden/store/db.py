@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -65,12 +66,16 @@ def make_engine(url: str | None = None) -> Engine:
     url = resolve_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise UsageError(f"database URL is not a SQLAlchemy URL: {url!r}") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise UsageError(f"database URL is not a SQLAlchemy URL: {_redact(url)!r}") from None
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UsageError(f"cannot open database {parsed.render_as_string()}: "
+                                 f"{exc.strerror or exc}") from None
     try:
         engine = create_engine(parsed, future=True, pool_pre_ping=True)
     except (NoSuchModuleError, ArgumentError, ImportError) as exc:
@@ -79,10 +84,17 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DBAPIError as exc:
+        # OperationalError (cannot connect) and DatabaseError ("file is not a database") alike:
+        # one line, and the file is left as it was (nothing is written before this fails).
         raise UsageError(f"cannot open database {parsed.render_as_string()}: "
                          f"{str(exc.orig).strip().splitlines()[0]}") from None
     return engine
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for an error message (it could not be parsed, so by hand)."""
+    return re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)  # greedy: an unescaped @ in it too
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -460,7 +460,8 @@ class Inventory:
 
     @staticmethod
     def _scan_in(s: Session, scan_id: int) -> ScanRow:
-        row = s.get(ScanRow, scan_id)
+        # Ids are 64-bit: a bigger number is no scan, not a driver OverflowError.
+        row = s.get(ScanRow, scan_id) if -(2**63) <= scan_id < 2**63 else None
         if row is None:
             raise UsageError(f"no scan {scan_id} in the inventory")
         return row

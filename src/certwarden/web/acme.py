@@ -25,6 +25,7 @@ from certwarden.store.acme_repo import AcmeRepo
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024  # a CSR with 100 names is ~10 KiB; JWS overhead doubles it at most
 JOSE = "application/jose+json"
+_READ_ONLY = {"directory": "GET", "new-nonce": "GET, HEAD"}  # the resources read without a JWS
 
 
 # RFC 5280 reason codes -> the CA's reason names (``certwarden.ca.RevocationReason`` values).
@@ -253,6 +254,10 @@ def acme_router(server: AcmeServer, *, prefix: str = "/acme",
                       include_in_schema=False)
     async def unknown(request: Request, rest: str) -> Response:
         async def work(urls: Urls) -> Response:
+            allow = _READ_ONLY.get(rest) or ("GET" if rest.startswith("renewal-info/") else None)
+            if allow and request.method not in allow.split(", "):  # exists; wrong method
+                raise AcmeProblem(ProblemType.MALFORMED, f"/{rest[:100]} takes {allow}",
+                                  status=405, headers={"Allow": allow})
             raise AcmeProblem(ProblemType.NOT_FOUND, f"no ACME resource at /{rest[:100]}")
 
         return await guarded(request, work)

@@ -114,6 +114,8 @@ def _valid_dns(name: str) -> bool:
 
 
 def _name(cn: str, org: str | None = None) -> cx509.Name:
+    if not cn.strip():
+        raise UsageError("the certificate's name (CN) cannot be empty")
     attrs = [cx509.NameAttribute(NameOID.COMMON_NAME, cn[:64])]
     if org:
         attrs.append(cx509.NameAttribute(NameOID.ORGANIZATION_NAME, org[:64]))
@@ -129,7 +131,13 @@ def _window(days: int, now: dt.datetime | None) -> tuple[dt.datetime, dt.datetim
     if days <= 0:
         raise UsageError(f"validity must be at least one day, not {days}")
     start = (now or dt.datetime.now(dt.UTC)) - BACKDATE
-    return start, start + BACKDATE + dt.timedelta(days=days)
+    try:
+        end = start + BACKDATE + dt.timedelta(days=days)
+    except OverflowError:
+        end = None
+    if end is None or end.year > 9999 - 1:  # GeneralizedTime stops at 9999; keep a year spare
+        raise UsageError(f"validity of {days} days ends after the year 9998")
+    return start, end
 
 
 def _leaf_extensions(builder: cx509.CertificateBuilder, key: PrivateKey,
@@ -225,7 +233,10 @@ def _record(cert: cx509.Certificate) -> Certificate:
 def write_private(path: str | Path, data: bytes) -> None:
     """Write key material: created 0600 from the first byte (no window at a wider mode)."""
     p = Path(path)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot write ({exc.strerror or exc})") from None
     try:
         os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_TRUNC: fix it
         os.write(fd, data)
@@ -234,12 +245,18 @@ def write_private(path: str | Path, data: bytes) -> None:
 
 
 def write_public(path: str | Path, data: bytes) -> None:
-    Path(path).write_bytes(data)
+    try:
+        Path(path).write_bytes(data)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
 def save_dev_ca(ca: Issued, directory: str | Path, passphrase: bytes | None = None) -> None:
     d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{d}: cannot create the directory ({exc.strerror or exc})") from None
     write_public(d / "ca.pem", ca.certificate.pem().encode())
     write_private(d / "ca-key.pem", ca.key_pem(passphrase))
 
@@ -254,7 +271,8 @@ def load_dev_ca(directory: str | Path, passphrase: bytes | None = None) -> Issue
     try:
         key = serialization.load_pem_private_key(key_pem, password=passphrase)
     except TypeError:
-        raise ParseError(str(d / "ca-key.pem"), "key is encrypted: give --passphrase") from None
+        raise ParseError(str(d / "ca-key.pem"),
+                         "key is encrypted: give its passphrase (--ca-passphrase)") from None
     except ValueError:
         raise ParseError(str(d / "ca-key.pem"), "cannot decrypt or read the CA key") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey

@@ -299,15 +299,32 @@ def read_source(path: str, *, password: bytes | None = None) -> Parsed:
     if st.st_size > MAX_INPUT_BYTES:
         raise ParseError(path, f"larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; "
                                "not a certificate store we read")
+    data = read_limited(path, MAX_INPUT_BYTES, what="a certificate store we read")
+    return parse_bytes(data, source=path, password=password)
+
+
+def read_limited(path: str, limit: int, *, what: str = "an input we read") -> bytes:
+    """At most ``limit`` bytes of ``path``: a device (``/dev/zero``) or a pipe that never ends
+    is refused at the limit rather than read until memory runs out."""
     try:
-        data = p.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
     except OSError as exc:
         raise ParseError(path, exc.strerror or "cannot read") from None
-    return parse_bytes(data, source=path, password=password)
+    if len(data) > limit:
+        raise ParseError(path, f"larger than {_size(limit)}; not {what}")
+    return data
+
+
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MiB" if n >= 1024 * 1024 else f"{n // 1024} KiB"
 
 
 def _read_stdin() -> bytes:
     data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+    if len(data) > MAX_INPUT_BYTES:
+        raise ParseError("<stdin>", f"larger than {_size(MAX_INPUT_BYTES)}; "
+                                    "not a certificate store we read")
     return data
 
 
