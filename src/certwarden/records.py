@@ -14,6 +14,31 @@ from urllib.parse import quote, urlencode
 from certwarden.x509 import Certificate
 
 
+class Severity(StrEnum):
+    """How bad: one closed, ordered vocabulary for findings (assess) and alerts (traffic)."""
+
+    INFO = "info"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r} (one of: {names})") from None
+
+
+_RANK = {s: i for i, s in enumerate(Severity)}
+
+
 class LocationKind(StrEnum):
     TLS = "tls"  # tls://host:port?sni=..&starttls=..
     FILE = "file"  # file:///path

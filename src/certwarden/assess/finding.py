@@ -7,33 +7,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from certwarden.records import Severity as Severity  # re-exported: the vocabulary of a verdict
+
 if TYPE_CHECKING:
     from certwarden.assess.target import Target
-
-
-class Severity(StrEnum):
-    """Closed vocabulary, ordered: ``Severity.HIGH.rank > Severity.MEDIUM.rank``."""
-
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            names = ", ".join(s.value for s in cls)
-            raise ValueError(f"unknown severity {text!r} (one of: {names})") from None
-
-
-_RANK = {s: i for i, s in enumerate(Severity)}
 
 
 class Scope(StrEnum):

@@ -11,8 +11,9 @@ from typing import IO, Any
 import click
 
 from certwarden.cli import Findings, fail
+from certwarden.records import Severity
 from certwarden.store.inventory import Inventory
-from certwarden.traffic.alerts import Blocklist, Severity
+from certwarden.traffic.alerts import Blocklist
 from certwarden.traffic.observe import (
     CaptureDone,
     NewCertificate,

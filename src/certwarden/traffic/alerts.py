@@ -15,18 +15,11 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 from certwarden.errors import ParseError
+from certwarden.records import Severity
 from certwarden.traffic.session import TlsSession
 from certwarden.x509 import Certificate, Kind
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
