@@ -13,11 +13,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from certwarden.traffic.analyzer import analyze
-from tests.conftest import require_corpus, require_tool
+from tests.conftest import IN_CI, require_corpus, require_tool
 
 pytestmark = pytest.mark.peer("tshark")
 
@@ -96,14 +97,18 @@ def test_certificates_and_ja3_agree_with_tshark() -> None:
     assert not mismatches, "\n".join(mismatches)
 
 
-def _netns_ok() -> bool:
-    return os.geteuid() == 0 and shutil.which("ip") is not None
+def _skip_or_fail(reason: str) -> NoReturn:
+    """Like require_tool: a missing precondition skips locally and fails in CI."""
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture
 def netns() -> str:
-    if not _netns_ok():
-        pytest.skip("needs root and iproute2 to make a network namespace")
+    require_tool("ip")
+    if os.geteuid() != 0:
+        _skip_or_fail("needs root to make a network namespace")
     name = f"cwtraffic{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
@@ -191,7 +196,7 @@ def test_postgresql_starttls_capture(netns: str, tmp_path: Path) -> None:
         pg_uid = int(subprocess.run(["id", "-u", "postgres"], capture_output=True, text=True,
                                     check=True).stdout)
     except (subprocess.CalledProcessError, ValueError):
-        pytest.skip("no 'postgres' system user to run the server as")
+        _skip_or_fail("no 'postgres' system user to run the server as")
     work = Path(tempfile.mkdtemp(prefix="cwpg"))
     try:
         os.chmod(work, 0o755)  # noqa: S103 - the postgres user must reach its data directory
