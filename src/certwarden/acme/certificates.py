@@ -95,7 +95,7 @@ def _jwk_spki(jwk: dict[str, Any]) -> bytes | None:
         key: Any = JWKRegistry.import_key(dict(jwk)).public_key
         return bytes(key.public_bytes(serialization.Encoding.DER,
                                       serialization.PublicFormat.SubjectPublicKeyInfo))
-    except Exception:
+    except Exception:  # joserfc raises many types for a malformed JWK: all mean "no key"
         return None
 
 

@@ -100,7 +100,7 @@ class Responder:
             nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
         except x509.ExtensionNotFound:
             pass
-        except Exception:
+        except Exception:  # extensions decode lazily: a malformed one is the client's fault
             return OcspAnswer(der=_MALFORMED, status=None)
         if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
             # RFC 8954 §2.1: a nonce of 0 or more than 32 octets MUST be refused; it would
