@@ -41,7 +41,8 @@ def parse_keylog(data: bytes, into: KeyLog) -> None:
         into.setdefault(random, {})[parts[0].decode("ascii", "replace")] = secret
 
 
-def _expand_label(secret: bytes, label: bytes, length: int, hashname: str) -> bytes:
+def expand_label(secret: bytes, label: bytes, length: int, hashname: str) -> bytes:
+    """HKDF-Expand-Label of TLS 1.3 (RFC 8446 §7.1) with an empty context; QUIC uses it too."""
     full = b"tls13 " + label
     info = struct.pack("!HB", length, len(full)) + full + b"\x00"
     out, block, i = b"", b"", 1
@@ -60,8 +61,8 @@ class HandshakeDecryptor:
 
     def __init__(self, secret: bytes, suite: int) -> None:
         hashname, keylen, aead = _SUITES[suite]
-        self.aead = aead(_expand_label(secret, b"key", keylen, hashname))
-        self.iv = _expand_label(secret, b"iv", 12, hashname)
+        self.aead = aead(expand_label(secret, b"key", keylen, hashname))
+        self.iv = expand_label(secret, b"iv", 12, hashname)
         self.seq = 0
 
     def __call__(self, header: bytes, body: bytes) -> tuple[int, bytes] | None:

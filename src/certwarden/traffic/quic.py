@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from certwarden.traffic.keylog import expand_label
 from certwarden.traffic.stream import MAX_HANDSHAKE, MessageSink
 
 V1, V2, DRAFT29 = 0x00000001, 0x6B3343CF, 0xFF00001D
@@ -29,24 +30,13 @@ _MAX_CRYPTO = 64 * 1024  # Initial CRYPTO data per direction; a ClientHello is a
 _MAX_FRAGMENTS = 256  # pending CRYPTO pieces; real clients send a handful
 
 
-def _expand_label(secret: bytes, label: bytes, length: int) -> bytes:
-    full = b"tls13 " + label
-    info = struct.pack("!HB", length, len(full)) + full + b"\x00"
-    out, block, i = b"", b"", 1
-    while len(out) < length:
-        block = hmac.new(secret, block + info + bytes([i]), hashlib.sha256).digest()
-        out += block
-        i += 1
-    return out[:length]
-
-
 def _keys(version: int, dcid: bytes, server: bool) -> tuple[AESGCM, bytes, Cipher[modes.ECB]]:
     initial = hmac.new(_SALTS[version], dcid, hashlib.sha256).digest()
-    secret = _expand_label(initial, b"server in" if server else b"client in", 32)
+    secret = expand_label(initial, b"server in" if server else b"client in", 32, "sha256")
     prefix = b"quicv2 " if version == V2 else b"quic "
-    key = _expand_label(secret, prefix + b"key", 16)
-    iv = _expand_label(secret, prefix + b"iv", 12)
-    hp = _expand_label(secret, prefix + b"hp", 16)
+    key = expand_label(secret, prefix + b"key", 16, "sha256")
+    iv = expand_label(secret, prefix + b"iv", 12, "sha256")
+    hp = expand_label(secret, prefix + b"hp", 16, "sha256")
     return AESGCM(key), iv, Cipher(algorithms.AES(hp), modes.ECB())  # noqa: S305 - RFC 9001 5.4.3
 
 
