@@ -67,10 +67,6 @@ class AcmeRepo:
             found = conn.execute(stmt).mappings().first()
             return dict(found) if found is not None else None
 
-    def _all(self, stmt: Any) -> list[Row]:
-        with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(stmt).mappings()]
-
     @contextlib.contextmanager
     def _write(self) -> Iterator[Connection]:
         with self._write_lock, self.engine.begin() as conn:

@@ -23,13 +23,12 @@ def looks_like_dtls(p: bytes) -> bool:
 class DtlsHalf:
     """One direction of a DTLS association."""
 
-    __slots__ = ("done", "frags", "next_msg", "on_message", "seen")
+    __slots__ = ("done", "frags", "on_message", "seen")
 
     def __init__(self, on_message: MessageSink) -> None:
         self.on_message = on_message
         self.frags: dict[int, tuple[int, int, dict[int, bytes]]] = {}
         self.seen: set[int] = set()
-        self.next_msg = 0
         self.done = False
 
     def datagram(self, p: bytes) -> None:

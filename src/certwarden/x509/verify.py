@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 from cryptography import x509 as cx509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -354,7 +353,3 @@ def _subject(hostname: str) -> cx509.DNSName | cx509.IPAddress:
         return cx509.IPAddress(ipaddress.ip_address(hostname.strip("[]")))
     except ValueError:
         return cx509.DNSName(hostname)
-
-
-def load_anchor_file(path: str | Path) -> TrustStore:
-    return TrustStore.from_paths([str(path)], name=str(path))
