@@ -171,10 +171,6 @@ class DnsZone:
         with self._lock:
             self.txt.setdefault(name.rstrip(".").lower(), []).append(value)
 
-    def clear_txt(self, name: str) -> None:
-        with self._lock:
-            self.txt.pop(name.rstrip(".").lower(), None)
-
     def answer(self, wire: bytes) -> bytes:
         query = dns.message.from_wire(wire)
         resp = dns.message.make_response(query)

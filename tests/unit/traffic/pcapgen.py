@@ -19,15 +19,6 @@ def ipv4_tcp(src: str, dst: str, sport: int, dport: int, seq: int, payload: byte
     return ip + tcp
 
 
-def ipv6_tcp(src: str, dst: str, sport: int, dport: int, seq: int, payload: bytes = b"",
-             flags: int = 0x18) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, 0, 5 << 4, flags, 65535, 0,
-                      0) + payload
-    ip = struct.pack("!IHBB16s16s", 6 << 28, len(tcp), 6, 64,
-                     ipaddress.IPv6Address(src).packed, ipaddress.IPv6Address(dst).packed)
-    return ip + tcp
-
-
 def ipv4_udp(src: str, dst: str, sport: int, dport: int, payload: bytes) -> bytes:
     udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0x4000, 64, 17, 0,
