@@ -34,7 +34,7 @@ def test_capture_sightings_land_in_the_inventory(tmp_path: Path,
         inv.close()
     assert seen, "the capture's sessions became pcap:// sightings"
     assert any(s.certificate.subject.startswith("CN=irc.joulunet.org") for s in seen)
-    assert scan.sightings >= 1
+    assert scan.sightings == len(seen) == 1
 
     # The second time round the certificate is in the inventory: no longer unknown.
     assert main(["--db", db, "traffic", "--alerts", str(pcap)]) == 0
