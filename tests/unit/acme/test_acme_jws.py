@@ -74,8 +74,9 @@ def test_key_checks() -> None:
         jws.check_public_jwk(public_jwk(ec.generate_private_key(ec.SECP521R1())))
     assert err.value.type == ProblemType.BAD_PUBLIC_KEY
     priv = {**public_jwk(ec.generate_private_key(ec.SECP256R1())), "d": "AAAA"}
-    with pytest.raises(AcmeProblem):
+    with pytest.raises(AcmeProblem) as err:
         jws.check_public_jwk(priv)
+    assert err.value.type == ProblemType.BAD_PUBLIC_KEY
     with pytest.raises(AcmeProblem) as err:
         jws.check_public_jwk({"kty": "oct", "k": "AAAA"})
     assert err.value.type == ProblemType.BAD_PUBLIC_KEY
@@ -114,15 +115,18 @@ def test_nonces_single_use_and_expire() -> None:
         pool.consume(n1)
     assert err.value.type == ProblemType.BAD_NONCE
     time.sleep(0.06)
-    with pytest.raises(AcmeProblem):
+    with pytest.raises(AcmeProblem) as err:
         pool.consume(n2)
+    assert err.value.type == ProblemType.BAD_NONCE
+    assert "expired" in err.value.detail
     small = NoncePool(capacity=3)
     first = small.issue()
     for _ in range(3):
         small.issue()
     assert len(small) == 3
-    with pytest.raises(AcmeProblem):
-        small.consume(first)
+    with pytest.raises(AcmeProblem) as err:
+        small.consume(first)  # pushed out by the newer ones
+    assert err.value.type == ProblemType.BAD_NONCE
 
 
 def test_rate_limiter_refills() -> None:
