@@ -111,10 +111,9 @@ def test_kind_over_pkilint_and_limbo_agrees_with_signature_oracle() -> None:
             checked += 1
             assert (cert.kind is Kind.SELF_SIGNED) == verdict, name
     print(f"kind over {len(ders)} certificates: {dict(counts)}; {checked} checked by the oracle")
-    assert checked > 100
-    assert counts[Kind.SELF_SIGNED]
-    assert counts[Kind.SELF_ISSUED]
-    assert counts[Kind.ISSUED]
+    # measured over the pinned corpora: every kind occurs, and the oracle judged 361 of them
+    assert checked == 361
+    assert counts == {Kind.SELF_SIGNED: 251, Kind.SELF_ISSUED: 125, Kind.ISSUED: 793}
 
 
 # --- x509-limbo: every case, with each disagreement explained -----------------------------
