@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 # A deliberately plain address check: local@domain, no spaces, a dotted domain.
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
-MAX_CONTACTS = 10
+MAX_CONTACTS = 10  # an account lists one or two; bounded so a request cannot store a list
 
 
 def account_json(acct: Account, urls: Urls) -> dict[str, Any]:

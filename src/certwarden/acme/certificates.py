@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 # RFC 5280 reasons a subscriber may give (§7.6), as Let's Encrypt allows them: not 2
 # (cACompromise), 6 (certificateHold: ACME revocation is final), 8 (removeFromCRL) or 10.
 REVOCATION_REASONS = frozenset({0, 1, 3, 4, 5, 9})
-MIN_RSA_BITS = 2048
 EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 
 
@@ -50,7 +49,7 @@ def check_csr(der: bytes, order: Order, account_jwk: dict[str, Any]) -> tuple[li
         raise _bad_csr("CSR signature does not verify")
     key = csr.public_key()
     if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < MIN_RSA_BITS:
+        if key.key_size < jws.MIN_RSA_BITS:
             raise _bad_csr(f"RSA key of {key.key_size} bits is too small")
     elif isinstance(key, ec.EllipticCurvePublicKey):
         if not isinstance(key.curve, EC_CURVES):

@@ -36,7 +36,7 @@ from certwarden.acme.problems import AcmeProblem, ProblemType
 ACME_IDENTIFIER_OID = ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 ALPN = "acme-tls/1"
 MAX_BODY = 64 * 1024  # a key authorization is < 200 bytes; anything huge is not an answer
-MAX_REDIRECTS = 10
+MAX_REDIRECTS = 10  # Boulder's limit too: enough for any real setup, ends a redirect loop
 # Default allowlist: the private ranges an internal CA validates in. Public space is opt-in.
 PRIVATE_NETWORKS = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
                     "::1/128", "fc00::/7")

@@ -13,7 +13,7 @@ from certwarden.errors import ParseError
 LeafKey = (ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
            | ed448.Ed448PublicKey)
 _CURVES = ("secp256r1", "secp384r1", "secp521r1")
-MIN_RSA_BITS = 2048
+MIN_RSA_BITS = 2048  # the CA/Browser Forum Baseline Requirements minimum
 
 
 def load_csr(data: bytes | x509.CertificateSigningRequest, *, source: str = "CSR",

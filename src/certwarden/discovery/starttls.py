@@ -14,6 +14,8 @@ import struct
 
 from certwarden.discovery.targets import Starttls
 
+# A hostile or broken server must not make us buffer without end: real protocol lines are
+# a few hundred bytes, and the longest real replies (capabilities) a few KB.
 MAX_LINE = 4096
 MAX_REPLY = 64 * 1024
 CLIENT_NAME = "certwarden.invalid"

@@ -11,7 +11,7 @@ import struct
 
 _SC_SECURITY = b"\x02\x0c"
 _CERT_CHAIN_VERSION_2 = 2  # X.509 chain (1 = proprietary RSA key blob, no certificate)
-_MAX_BLOBS = 16
+_MAX_BLOBS = 16  # a real chain has 2 or 3 blobs; a hostile count must not drive the loop
 
 
 def find_rdp_certificates(buf: bytes) -> tuple[bytes, ...]:
