@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
-from typing import Any
 
 import click
 from rich.console import Console
@@ -16,7 +15,7 @@ from certwarden.cli import FiniteFloatRange
 from certwarden.discovery.tls_fetch import fetch_chain, split_target
 from certwarden.errors import CertwardenError, ParseError, PasswordError
 from certwarden.records import Location, Sighting
-from certwarden.x509 import Certificate, Parsed, iter_sources, parse_bytes
+from certwarden.x509 import Certificate, Format, Parsed, iter_sources
 
 password_option = click.option(
     "--password", envvar="CERTWARDEN_PASSWORD", default=None,
@@ -39,7 +38,7 @@ def _load(source: str, password: bytes | None, sni: str | None, timeout: float,
             certs = tuple(Certificate.from_der(d, source=f"tls://{hs.target}") for d in hs.chain)
             if not certs:
                 raise ParseError(source, "server presented no certificate")
-            return [Parsed(source=f"tls://{hs.target}", format=_tls_format(), certificates=certs)]
+            return [Parsed(source=f"tls://{hs.target}", format=Format.DER, certificates=certs)]
         except CertwardenError as exc:
             return [exc]
     if not os.path.exists(source) and source != "-":
@@ -49,12 +48,6 @@ def _load(source: str, password: bytes | None, sni: str | None, timeout: float,
 
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
-
-
-def _tls_format() -> Any:
-    from certwarden.x509 import Format
-
-    return Format.DER
 
 
 @click.command("inspect")
@@ -202,10 +195,6 @@ def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]
             for f in _unique(findings.get(c.sha256, [])):
                 console.print(f"  #{i} [{f.severity}] {f.rule}: {f.message}", markup=False,
                               highlight=False)
-
-
-def parse_stdin(data: bytes, password: bytes | None) -> Parsed:
-    return parse_bytes(data, source="<stdin>", password=password)
 
 
 COMMANDS = (inspect_cmd,)

@@ -157,15 +157,12 @@ def owner_cmd(ctx: click.Context, location_glob: str, team: str, contact: str | 
 
     if not team.strip():
         fail("the team name is empty")
-    inv = Inventory.open(ctx.obj.get("db_url"))
-    try:
+    with Inventory.open(ctx.obj.get("db_url")) as inv:
         matched = [u for u in inv.location_uris() if fnmatch.fnmatchcase(u, location_glob)]
         if not matched:
             fail(f"no location in the inventory matches {location_glob!r}")
         for uri in matched:
             inv.set_owner(uri, team.strip(), contact)
-    finally:
-        inv.close()
     click.echo(f"{team.strip()} now owns {len(matched)} location(s)")
 
 

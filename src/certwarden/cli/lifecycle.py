@@ -52,10 +52,9 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
     db = ctx.obj.get("db_url")
     ledger = SqlLedger.open(db)
     ours = frozenset(Certificate.from_der(i.certificate_der).subject for i in ledger.issuers())
-    inventory = Inventory.open(db)
-    try:
-        sightings = [s for s in inventory.sightings()
-                     if not locations or any(fnmatch.fnmatch(s.location.uri, g) for g in locations)]
+    with Inventory.open(db) as inventory:
+        sightings = [s for s in inventory.sightings() if not locations
+                     or any(fnmatch.fnmatchcase(s.location.uri, g) for g in locations)]
         items = rp.plan(sightings, selection=rp.Selection(selection), our_issuers=ours)
         if dry_run or not items:
             results = [rp.Result(item=i, status=rp.Status.PLANNED if i.action is not rp.Action.SKIP
@@ -68,8 +67,6 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
             results = rp.execute(items, authority, out_dir=out_dir, apply_in_place=apply_in_place,
                                  profile=profile, now=dt.datetime.now(dt.UTC))
             rp.rescan_files(inventory, results)
-    finally:
-        inventory.close()
     if as_json:
         emit_json([r.as_dict() for r in results])
         return

@@ -33,11 +33,8 @@ _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
 def read_inventory(db_url: str | None,
                    ) -> tuple[list[Sighting], list[Certificate], dict[str, tuple[str, str | None]]]:
     """Every latest sighting, every certificate, and the owners recorded in the inventory."""
-    inv = Inventory.open(db_url)
-    try:
+    with Inventory.open(db_url) as inv:
         return list(inv.sightings(latest_only=True)), list(inv.certificates()), inv.owners()
-    finally:
-        inv.close()
 
 
 def policy_from(path: str | None) -> Policy:

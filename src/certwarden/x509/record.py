@@ -21,7 +21,6 @@ from typing import Any
 
 from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.x509.oid import NameOID
 
@@ -507,7 +506,3 @@ def _sans(san: cx509.SubjectAlternativeName) -> SubjectAltNames:
 def public_key_pin(key_der_spki: bytes) -> str:
     """The base64 SHA-256 pin of a SubjectPublicKeyInfo (the form ``spki_sha256`` uses)."""
     return base64.b64encode(hashlib.sha256(key_der_spki).digest()).decode()
-
-
-def hash_name(h: hashes.HashAlgorithm | None) -> str | None:
-    return None if h is None else _HASH_NAMES.get(h.name, h.name)
