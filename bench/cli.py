@@ -1,0 +1,86 @@
+"""CLI start: ``certwarden --help`` and ``certwarden inspect FILE`` beside ``python -c pass``.
+
+Each command is a fresh process, as a user starts it, so the figure is interpreter start +
+imports + the command itself. The runs of the three are interleaved (one of each per round)
+so a busy machine slows all three alike; the goal (issue 16) is <= 0.2 s for both commands.
+Answers are checked: ``--help`` must list every verb, ``inspect`` must print the sample's
+subject and SHA-256 prefix; a wrong answer stops the bench.
+
+    .venv/bin/python bench/cli.py [ROUNDS]
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "src" / "certwarden" / "samples" / "self-signed.pem"
+# What the sample is (src/certwarden/samples/README.txt): checked in inspect's output.
+SAMPLE_SUBJECT = "CN=printer.sample.internal"
+SAMPLE_SHA256_PREFIX = "c05c26ae3fc4"
+VERBS = ("acme", "ca", "create", "demo", "discover", "forecast", "inspect", "inventory",
+         "replace", "report", "scan", "serve", "traffic", "trust")
+GOAL_SECONDS = 0.2
+
+
+def certwarden() -> list[str]:
+    """The console script beside this interpreter, else the same two lines it runs."""
+    script = Path(sys.executable).parent / "certwarden"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from certwarden.cli import main; sys.exit(main())"]
+
+
+def run(argv: list[str]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    elapsed = time.perf_counter() - t0
+    if out.returncode != 0:
+        sys.exit(f"bench: {' '.join(argv)} exited {out.returncode}: {out.stderr.strip()[-300:]}")
+    return elapsed, out.stdout
+
+
+def check_help(stdout: str) -> None:
+    missing = [v for v in VERBS if f"  {v} " not in stdout]
+    if missing:
+        sys.exit(f"bench: --help does not list {missing}")
+
+
+def check_inspect(stdout: str) -> None:
+    if SAMPLE_SUBJECT not in stdout or SAMPLE_SHA256_PREFIX not in stdout:
+        sys.exit(f"bench: inspect did not describe the sample:\n{stdout}")
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+    cases = {
+        "python -c pass": ([sys.executable, "-c", "pass"], None),
+        "certwarden --help": ([*certwarden(), "--help"], check_help),
+        "certwarden inspect FILE": ([*certwarden(), "inspect", str(SAMPLE)], check_inspect),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for argv, check in cases.values():  # one warm-up each: the page cache, .pyc files
+        _, stdout = run(argv)
+        if check:
+            check(stdout)
+    for _ in range(rounds):
+        for name, (argv, _check) in cases.items():
+            elapsed, _ = run(argv)
+            times[name].append(elapsed)
+    base = statistics.median(times["python -c pass"])
+    print(f"{rounds} runs each, interleaved; seconds min / median / max; ratio = median / "
+          f"median of python -c pass")
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        goal = "" if name == "python -c pass" else (
+            f"  goal <= {GOAL_SECONDS} s: {'met' if med <= GOAL_SECONDS else 'NOT met'}")
+        print(f"  {name:<25} {min(ts):.3f} / {med:.3f} / {max(ts):.3f}   "
+              f"{med / base:5.1f}x{goal}")
+
+
+if __name__ == "__main__":
+    main()
