@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
-from certwarden.x509 import Certificate
+if TYPE_CHECKING:  # annotations only: the vocabularies here load without cryptography
+    from certwarden.x509 import Certificate
 
 
 class Severity(StrEnum):

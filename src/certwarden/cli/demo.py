@@ -7,36 +7,22 @@ writes the HTML report, and stops everything it started -- also on Ctrl-C or an 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import importlib.util
-import io
 import os
-import socket
-import ssl
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from certwarden.assess import Assessment, assess, load_trust, parse_policy
-from certwarden.assess.forecast import forecast
-from certwarden.assess.rules import RULE_IDS
-from certwarden.cli.demo_estate import (
-    HOST,
-    Estate,
-    Sandbox,
-    build_estate,
-    policy_yaml,
-    write_folder,
-)
-from certwarden.discovery.tls_fetch import fetch_chain, presented_chain, scanner_context
 from certwarden.errors import CertwardenError, ConnectError, ParseError, UsageError
-from certwarden.records import KeyFile, Location, LocationKind, Sighting
-from certwarden.report import ReportFormat, build, render, to_html
-from certwarden.x509 import Certificate, read_source
+
+if TYPE_CHECKING:
+    from certwarden.assess import Assessment
+    from certwarden.cli.demo_estate import Estate, Sandbox
+    from certwarden.records import KeyFile, Sighting
+    from certwarden.x509 import Certificate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +43,8 @@ class DemoRun:
 
     def found(self) -> dict[str, frozenset[str]]:
         """Rules that fired per place (same keys as ``expected``)."""
+        from certwarden.records import LocationKind
+
         places: dict[str, str] = {}
         for s in self.assessment.sightings:
             loc = s.location
@@ -74,6 +62,12 @@ class DemoRun:
 
 
 def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
+    from certwarden.assess import assess, load_trust, parse_policy
+    from certwarden.assess.forecast import forecast
+    from certwarden.assess.rules import RULE_IDS
+    from certwarden.cli.demo_estate import HOST, Sandbox, build_estate, policy_yaml, write_folder
+    from certwarden.report import build, to_html
+
     started = time.monotonic()
     now = dt.datetime.now(dt.UTC)
     estate = build_estate(now)
@@ -113,6 +107,12 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
 def _discover_engine(sandbox: Sandbox, folder: Path, workdir: Path,
                      ) -> tuple[list[Sighting], list[Certificate], str] | None:
     """The real thing: ``certwarden scan`` and ``discover files`` into a fresh inventory."""
+    import contextlib
+    import importlib.util
+    import io
+
+    from certwarden.cli.demo_estate import HOST
+
     needed = ("certwarden.store.inventory", "certwarden.cli.scan", "certwarden.cli.discover")
     if any(importlib.util.find_spec(m) is None for m in needed):
         return None  # discovery not installed in this build: _discover does it directly
@@ -136,6 +136,11 @@ def _discover_engine(sandbox: Sandbox, folder: Path, workdir: Path,
 
 def _discover(sandbox: Sandbox, folder: Path, workdir: Path) -> tuple[list[Sighting], str]:
     """Direct discovery: one handshake per service (SMTP via STARTTLS) and a file read."""
+    from certwarden.cli.demo_estate import HOST
+    from certwarden.discovery.tls_fetch import fetch_chain
+    from certwarden.records import Location, Sighting
+    from certwarden.x509 import Certificate, read_source
+
     now = dt.datetime.now(dt.UTC)
     out: list[Sighting] = []
     for svc, port in sandbox.endpoints():
@@ -170,6 +175,8 @@ def _discover(sandbox: Sandbox, folder: Path, workdir: Path) -> tuple[list[Sight
 
 
 def _key_beside(cert_path: Path) -> KeyFile | None:
+    from certwarden.records import KeyFile
+
     key = cert_path.with_suffix(".key")
     if not key.exists():
         return None
@@ -179,6 +186,11 @@ def _key_beside(cert_path: Path) -> KeyFile | None:
 
 
 def _smtp_chain(host: str, port: int) -> tuple[tuple[bytes, ...], str | None, str | None]:
+    import socket
+    import ssl
+
+    from certwarden.discovery.tls_fetch import presented_chain, scanner_context
+
     target = f"{host}:{port}"
     try:
         with socket.create_connection((host, port), timeout=5) as raw:
@@ -209,6 +221,10 @@ def _expect(f: object, code: bytes, target: str) -> None:
               help="Keep the estate files, policy and report here (default: a new temp dir).")
 def demo_cmd(workdir: str | None) -> None:
     """A sandbox estate on 127.0.0.1: discover it, assess it, write the HTML report."""
+    import tempfile
+
+    from certwarden.report import ReportFormat, render
+
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="certwarden-demo-"))
     try:
         base.mkdir(parents=True, exist_ok=True)

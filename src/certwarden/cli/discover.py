@@ -5,15 +5,16 @@ from __future__ import annotations
 import collections
 import os
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from certwarden.cli import emit_json, fail
-from certwarden.discovery.files import FileOutcome, SweepOptions, key_problems, sweep
-from certwarden.discovery.k8s import K8sOutcome, read_cluster, read_dump
-from certwarden.records import Sighting
-from certwarden.store.inventory import Inventory
+from certwarden.cli.common import emit_json, fail
+
+if TYPE_CHECKING:
+    from certwarden.discovery.files import FileOutcome
+    from certwarden.discovery.k8s import K8sOutcome
+    from certwarden.records import Sighting
 
 passwords_option = click.option(
     "--password", "passwords", multiple=True, metavar="P",
@@ -23,6 +24,8 @@ json_option = click.option("--json-out", "json_out", default=None, metavar="FILE
 
 
 def _sighting_json(sg: Sighting) -> dict[str, Any]:
+    from certwarden.discovery.files import key_problems
+
     obj: dict[str, Any] = {"location": sg.location.uri, "position": sg.position,
                            "certificate": sg.certificate.as_dict(),
                            "file_mode": f"{sg.file_mode:04o}" if sg.file_mode is not None
@@ -37,6 +40,10 @@ def _sighting_json(sg: Sighting) -> dict[str, Any]:
 def _store(ctx: click.Context, kind: str, targets: list[str],
            results: Iterable[Sighting | FileOutcome | K8sOutcome],
            json_out: str | None) -> None:
+    from certwarden.discovery.files import FileOutcome, key_problems
+    from certwarden.records import Sighting
+    from certwarden.store.inventory import Inventory
+
     counts: collections.Counter[str] = collections.Counter()
     warnings: list[str] = []
     collected: list[dict[str, Any]] = []
@@ -93,6 +100,8 @@ def discover_cmd() -> None:
 def files_cmd(ctx: click.Context, paths: tuple[str, ...], passwords: tuple[str, ...],
               max_size: int, json_out: str | None) -> None:
     """Walk PATHs for PEM/DER/PKCS#7/PKCS#12/JKS by content; pair keys with certificates."""
+    from certwarden.discovery.files import SweepOptions, sweep
+
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         fail(f"{missing[0]}: no such file or directory")
@@ -113,6 +122,8 @@ def k8s_cmd(ctx: click.Context, kubeconfig: str | None, context: str | None,
             namespace: str | None, dump: str | None, passwords: tuple[str, ...],
             json_out: str | None) -> None:
     """Secrets (TLS, Opaque with PEM/PKCS#12/JKS) and ConfigMaps with CA bundles."""
+    from certwarden.discovery.k8s import read_cluster, read_dump
+
     pws = tuple(p.encode() for p in passwords)
     if dump:
         results: Iterable[Any] = read_dump(dump, context=context or "dump", passwords=pws)

@@ -2,41 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import datetime as dt
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from certwarden.assess import Finding, findings_by_location
-from certwarden.cli import FiniteFloatRange, emit_json, fail
-from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions, Status
-from certwarden.discovery.net import StarttlsMode as Mode
-from certwarden.discovery.targets import (
-    DEFAULT_PORTS,
-    Starttls,
-    count_endpoints,
-    endpoints,
-    parse_ports,
-    read_targets,
-)
+from certwarden.cli.common import FiniteFloatRange, VocabularyChoice, emit_json, fail
 from certwarden.errors import ParseError
-from certwarden.records import Sighting
-from certwarden.store.inventory import Inventory
-from certwarden.x509 import Certificate
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rich.progress import Progress
+
+    from certwarden.assess import Finding
+    from certwarden.discovery.net import ProbeResult, Scanner, Status
+    from certwarden.records import Sighting
+    from certwarden.store.inventory import Inventory
+    from certwarden.x509 import Certificate
 
 # Commit at least this often, so a killed scan loses under a second of findings.
 FLUSH_SECONDS = 0.5
 FLUSH_ITEMS = 100
 
-STARTTLS_CHOICES = [m.value for m in Mode] + [p.value for p in Starttls]
+
+def _starttls_choices() -> list[str]:
+    from certwarden.discovery.net import StarttlsMode as Mode
+    from certwarden.discovery.targets import Starttls
+
+    return [m.value for m in Mode] + [p.value for p in Starttls]
 
 
 def _rate(text: str | None) -> float | None:
@@ -65,6 +63,8 @@ class _Sink:
         self.parsed: dict[bytes, Certificate] = {}  # intermediates repeat across servers
         self.seen: list[Sighting] = []  # this scan's leaves, judged when it ends
         self.json_uri: list[str] = []  # location of each JSON object, for its findings
+        import asyncio
+
         self._lock = asyncio.Lock()
 
     async def add(self, result: ProbeResult) -> None:
@@ -77,16 +77,22 @@ class _Sink:
             batch, self.pending = self.pending, []
             self.last = time.monotonic()
             if batch:
+                import asyncio
+
                 await asyncio.to_thread(self._write, batch)
 
     async def tick(self, stop: asyncio.Event) -> None:
         """Flush on a clock too: slow endpoints must not hold back what fast ones found."""
+        import asyncio
+
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
             await self.flush()
 
     def _write(self, batch: list[ProbeResult]) -> None:
+        from certwarden.discovery.net import REACHED, Status
+
         now = dt.datetime.now(dt.UTC)
         sightings: list[Sighting] = []
         for r in batch:
@@ -115,6 +121,8 @@ class _Sink:
 
 def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
           reason: str | None) -> dict[str, Any]:
+    from certwarden.discovery.net import Status
+
     ep = r.endpoint
     return {"host": ep.host, "port": ep.port, "sni": ep.sni,
             "starttls": str(r.starttls) if r.starttls else None,
@@ -127,6 +135,8 @@ def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
 
 async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | None,
                total: int) -> None:
+    import asyncio
+
     task = progress.add_task("scanning", total=total) if progress else None
     stop = asyncio.Event()
     ticker = asyncio.create_task(sink.tick(stop))
@@ -149,7 +159,7 @@ async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | Non
 @click.option("--sni", "snis", multiple=True, metavar="NAME",
               help="Server name to send (repeat to try several per endpoint).")
 @click.option("--starttls", "starttls", default="auto", show_default=True,
-              type=click.Choice(STARTTLS_CHOICES, case_sensitive=False),
+              type=VocabularyChoice(_starttls_choices, case_sensitive=False),
               help="auto: by port and by banner; none: implicit TLS only; or one protocol.")
 @click.option("--concurrency", default=200, show_default=True, type=click.IntRange(1, 10000),
               help="Connections open at once.")
@@ -166,6 +176,30 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
              snis: tuple[str, ...], starttls: str, concurrency: int, rate_text: str | None,
              timeout: float, retries: int, json_out: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from certwarden.assess import findings_by_location
+    from certwarden.discovery.net import Scanner, ScanOptions, Status
+    from certwarden.discovery.net import StarttlsMode as Mode
+    from certwarden.discovery.targets import (
+        DEFAULT_PORTS,
+        Starttls,
+        count_endpoints,
+        endpoints,
+        parse_ports,
+        read_targets,
+    )
+    from certwarden.store.inventory import Inventory
+
     specs = read_targets(targets)
     ports = parse_ports(ports_text) if ports_text is not None else DEFAULT_PORTS
     mode: Mode | Starttls = (Mode(starttls.lower()) if starttls.lower() in Mode.__members__
@@ -207,6 +241,9 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
 
 def _print_findings(findings: dict[str, list[Finding]]) -> None:
     """What this scan saw, judged on the spot (``certwarden report`` judges the inventory)."""
+    from rich.console import Console
+    from rich.table import Table
+
     every = sorted((f for found in findings.values() for f in found),
                    key=lambda f: (-f.severity.rank, f.rule, f.location or ""))
     if not every:

@@ -10,20 +10,8 @@ from typing import IO, Any
 
 import click
 
-from certwarden.cli import Findings, fail
+from certwarden.cli.common import Findings, fail
 from certwarden.records import Severity
-from certwarden.store.inventory import Inventory
-from certwarden.traffic.alerts import Blocklist
-from certwarden.traffic.observe import (
-    CaptureDone,
-    NewCertificate,
-    Observed,
-    capture_row,
-    certificate_row,
-    observe,
-    session_row,
-    sighting_of,
-)
 
 _SEVERITY_ORDER = [str(s) for s in (Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH)]
 
@@ -49,6 +37,19 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
                 with_alerts: bool, blocklists: tuple[str, ...], no_ja4plus: bool,
                 no_inventory: bool, fail_on: str | None) -> None:
     """Find TLS sessions and certificates in packet captures (pcap, pcapng, gzip)."""
+    from certwarden.store.inventory import Inventory
+    from certwarden.traffic.alerts import Blocklist
+    from certwarden.traffic.observe import (
+        CaptureDone,
+        NewCertificate,
+        Observed,
+        capture_row,
+        certificate_row,
+        observe,
+        session_row,
+        sighting_of,
+    )
+
     for p in pcaps:
         if not os.path.isfile(p):
             fail(f"{p}: no such capture file")
