@@ -11,6 +11,8 @@ subject and SHA-256 prefix; a wrong answer stops the bench.
 
 from __future__ import annotations
 
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,13 +37,19 @@ def certwarden() -> list[str]:
     return [sys.executable, "-c", "import sys; from certwarden.cli import main; sys.exit(main())"]
 
 
-def run(argv: list[str]) -> tuple[float, str]:
-    t0 = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(argv: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + system of the child) and stdout of one run."""
+    cpu0, t0 = _children_cpu(), time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if out.returncode != 0:
         sys.exit(f"bench: {' '.join(argv)} exited {out.returncode}: {out.stderr.strip()[-300:]}")
-    return elapsed, out.stdout
+    return elapsed, cpu, out.stdout
 
 
 def check_help(stdout: str) -> None:
@@ -63,23 +71,27 @@ def main() -> None:
         "certwarden inspect FILE": ([*certwarden(), "inspect", str(SAMPLE)], check_inspect),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
+    cpus: dict[str, list[float]] = {name: [] for name in cases}
     for argv, check in cases.values():  # one warm-up each: the page cache, .pyc files
-        _, stdout = run(argv)
+        _, _, stdout = run(argv)
         if check:
             check(stdout)
     for _ in range(rounds):
         for name, (argv, _check) in cases.items():
-            elapsed, _ = run(argv)
+            elapsed, cpu, _ = run(argv)
             times[name].append(elapsed)
+            cpus[name].append(cpu)
     base = statistics.median(times["python -c pass"])
-    print(f"{rounds} runs each, interleaved; seconds min / median / max; ratio = median / "
-          f"median of python -c pass")
+    base_cpu = statistics.median(cpus["python -c pass"])
+    print(f"{rounds} runs each, interleaved; wall seconds min / median / max, ratio = median "
+          f"/ median of python -c pass; then CPU seconds (user+sys) median and its ratio")
     for name, ts in times.items():
-        med = statistics.median(ts)
+        med, cpu = statistics.median(ts), statistics.median(cpus[name])
         goal = "" if name == "python -c pass" else (
             f"  goal <= {GOAL_SECONDS} s: {'met' if med <= GOAL_SECONDS else 'NOT met'}")
-        print(f"  {name:<25} {min(ts):.3f} / {med:.3f} / {max(ts):.3f}   "
-              f"{med / base:5.1f}x{goal}")
+        print(f"  {name:<25} {min(ts):.3f} / {med:.3f} / {max(ts):.3f} {med / base:5.1f}x"
+              f"   cpu {cpu:.3f} {cpu / base_cpu:5.1f}x{goal}")
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
