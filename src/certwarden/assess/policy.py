@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from certwarden.assess.finding import Severity
+from certwarden.records import Severity
 from certwarden.errors import CertwardenError, ParseError
 from certwarden.x509.parse import read_limited
 
