@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from certwarden.records import Severity
 from certwarden.errors import CertwardenError, ParseError
+from certwarden.records import Severity
 from certwarden.x509.parse import read_limited
 
 DEFAULT_POLICY_YAML = """\
