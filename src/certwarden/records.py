@@ -7,13 +7,28 @@ store keeps them; rules read them. Imports only ``certwarden.x509``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlencode
 
 if TYPE_CHECKING:  # annotations only: the vocabularies here load without cryptography
     from certwarden.x509 import Certificate
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def frozen_map(mapping: Mapping[K, V]) -> Mapping[K, V]:
+    """A read-only copy: what a frozen record holds where its caller handed it a dict.
+
+    (A ``MappingProxyType``: ``==`` to the dict it copies, but not JSON or pickle -- write
+    ``dict(record.field)`` at those edges.)
+    """
+    return MappingProxyType(dict(mapping))
 
 
 class Severity(StrEnum):
@@ -110,4 +125,7 @@ class Sighting:
     file_mode: int | None = None
     file_owner: str | None = None
     key: KeyFile | None = None  # matching private key, when one was found
-    extra: dict[str, str] = field(default_factory=dict)  # source-specific (ja3, ja4 ...)
+    extra: Mapping[str, str] = field(default_factory=dict)  # source-specific (ja3, ja4 ...)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra", frozen_map(self.extra))

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from certwarden.errors import CertwardenError, ParseError
-from certwarden.records import Severity
+from certwarden.records import Severity, frozen_map
 from certwarden.x509.parse import read_limited
 
 DEFAULT_POLICY_YAML = """\
@@ -124,6 +124,9 @@ class Policy:
     severity: Mapping[str, Severity] = field(default_factory=dict)
     owners: tuple[Owner, ...] = ()
     exceptions: tuple[Waiver, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", frozen_map(self.severity))
 
     def enabled(self, rule_id: str) -> bool:
         return rule_id not in self.disabled

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from certwarden.errors import CertwardenError, ConnectError, ParseError, UsageError
+from certwarden.records import frozen_map
 
 if TYPE_CHECKING:
     from certwarden.assess import Assessment
@@ -29,11 +31,14 @@ if TYPE_CHECKING:
 class DemoRun:
     assessment: Assessment
     estate: Estate
-    ports: dict[str, int]
+    ports: Mapping[str, int]
     folder: Path
     report: Path
     seconds: float
     discovery: str  # which discovery path ran
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ports", frozen_map(self.ports))
 
     def expected(self) -> dict[str, frozenset[str]]:
         """Expected rules per place: ``tls:PORT`` or ``file:NAME`` -> rule ids."""
