@@ -120,3 +120,13 @@ def test_a_value_outside_the_vocabulary_is_one_line_exit_2(
     err = capsys.readouterr().err
     assert bad in err
     assert err.count("\n") == 1
+
+
+def test_python_dash_m_runs_the_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "certwarden.cli", "--version"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert (out.returncode, out.stdout.strip()) == (0, "certwarden, version 0.1.0")
+    bad = subprocess.run([sys.executable, "-m", "certwarden.cli", "no-such-verb"],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1

@@ -59,7 +59,3 @@ for _module in COMMAND_MODULES:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (tests call this directly)."""
     return run(cli, sys.argv[1:] if argv is None else argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
