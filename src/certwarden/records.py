@@ -159,5 +159,3 @@ class Outcome:
     status: OutcomeStatus
     reason: str | None = None
 
-
-Found = Sighting | Outcome  # what every source yields, and what the recorder takes
