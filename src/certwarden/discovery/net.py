@@ -139,7 +139,6 @@ class ProbeResult:
                         tls_version=self.tls_version, cipher=self.cipher, alpn=self.alpn,
                         extra=extra)
 
-
     def record(self, cache: dict[bytes, Certificate] | None = None) -> Sighting | Outcome:
         """What the inventory keeps of this probe: its sighting, or an outcome saying why not.
 
