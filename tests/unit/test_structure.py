@@ -26,8 +26,6 @@ KNOWN_CIRCLES = frozenset({
     ("certwarden.acme.server", "certwarden.acme.accounts"),
     ("certwarden.acme.server", "certwarden.acme.certificates"),
     ("certwarden.acme.server", "certwarden.acme.orders"),
-    # removed by the arch-recorder branch (the demo stops calling ``cli.main`` for its scan)
-    ("certwarden.cli.demo", "certwarden.cli"),
 })
 
 
