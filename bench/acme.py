@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' CA and DNS server (acme_su
 
 import httpx  # noqa: E402
 
+from acme_client import AcmeClient, AcmeClientError  # noqa: E402
 from acme_support import DnsZone, MiniCA, free_port  # noqa: E402
-from certwarden.acme.client import AcmeClient, AcmeClientError  # noqa: E402
 
 
 def serve_certwarden(args: argparse.Namespace) -> None:

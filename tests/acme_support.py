@@ -400,7 +400,7 @@ class AcmeEnv:
                                  base_url="https://acme.test")
 
     def acme_client(self, http: Any, **kw: Any) -> Any:
-        from certwarden.acme.client import AcmeClient
+        from acme_client import AcmeClient
 
         return AcmeClient(http, "https://acme.test/acme/directory", poll_interval=0.02, **kw)
 

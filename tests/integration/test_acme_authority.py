@@ -11,8 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from acme_client import AcmeClient, AcmeClientError
 from acme_support import AcmeEnv
-from certwarden.acme.client import AcmeClient, AcmeClientError
 from certwarden.acme.jws import b64e
 from certwarden.ca import Authority, MemoryLedger
 from certwarden.ca.hierarchy import init_ca

@@ -11,8 +11,8 @@ import threading
 
 import pytest
 
+from acme_client import make_csr
 from acme_support import AcmeEnv
-from certwarden.acme.client import make_csr
 from certwarden.acme.jws import b64e
 from certwarden.store.acme_repo import AcmeRepo
 

@@ -1,5 +1,6 @@
-"""A small async ACME client (httpx): the load client of ``bench/acme.py`` and the friendly
-client of our tests. ``post`` lets a test bend any header to play a hostile client.
+"""A small async ACME client (httpx): the friendly client of our tests and the load client
+of ``bench/acme.py`` (which puts ``tests/`` on its path). ``post`` lets a test bend any
+header to play a hostile client. Not part of the product: certwarden is the server.
 
 Account keys are ECDSA P-256 (ES256) unless another key is given; signatures are made with
 cryptography directly (joserfc is only needed to verify).
