@@ -46,7 +46,7 @@ def serve_certwarden(args: argparse.Namespace) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from certwarden.acme.server import AcmeSettings
+    from certwarden.acme.context import AcmeSettings
     from certwarden.acme.validation import ValidatorSettings
     from certwarden.web.acme import build_acme_server, mount_acme
 

@@ -373,7 +373,7 @@ class AcmeEnv:
     def running(self) -> Iterator[AcmeEnv]:
         from fastapi import FastAPI
 
-        from certwarden.acme.server import AcmeSettings
+        from certwarden.acme.context import AcmeSettings
         from certwarden.acme.validation import ValidatorSettings
         from certwarden.web.acme import build_acme_server, mount_acme
 
@@ -441,7 +441,7 @@ class LiveAcme:
         import uvicorn
         from fastapi import FastAPI
 
-        from certwarden.acme.server import AcmeSettings
+        from certwarden.acme.context import AcmeSettings
         from certwarden.acme.validation import ValidatorSettings
         from certwarden.web.acme import build_acme_server, mount_acme
 

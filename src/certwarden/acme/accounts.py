@@ -5,15 +5,13 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from certwarden.acme import jws
+from certwarden.acme.context import AcmeCore, Authenticated, RequestContext
 from certwarden.acme.model import Account, AccountStatus, utcnow
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.wire import Reply, Urls
-
-if TYPE_CHECKING:
-    from certwarden.acme.server import AcmeServer, Authenticated, RequestContext
 
 # A deliberately plain address check: local@domain, no spaces, a dotted domain.
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
@@ -53,7 +51,7 @@ def check_contacts(raw: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def new_account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def new_account(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     payload = auth.msg.payload_json()
     thumbprint = jws.thumbprint(auth.jwk)
     existing = srv.store.account_by_thumbprint(thumbprint)
@@ -90,7 +88,7 @@ def new_account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Re
     return _reply(Account.from_row(row), ctx.urls, 201 if created else 200)
 
 
-def _check_eab(srv: AcmeServer, raw: Any, jwk: Mapping[str, Any], ctx: RequestContext) -> str:
+def _check_eab(srv: AcmeCore, raw: Any, jwk: Mapping[str, Any], ctx: RequestContext) -> str:
     """§7.3.4: an HMAC'd JWS over the account key, by a key the operator handed out."""
     if not isinstance(raw, dict):
         raise malformed("'externalAccountBinding' must be a JWS object")
@@ -119,7 +117,7 @@ def _own_account(auth: Authenticated, ctx: RequestContext) -> Account:
     return acct
 
 
-def account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def account(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = _own_account(auth, ctx)
     if auth.msg.is_post_as_get:
         return _reply(acct, ctx.urls)
@@ -138,7 +136,7 @@ def account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
     return _reply(Account.from_row(row) if row else acct, ctx.urls)
 
 
-def key_change(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def key_change(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     """§7.3.5: the inner JWS, signed by the new key, names the account and its old key."""
     acct = auth.account
     assert acct is not None
@@ -169,7 +167,7 @@ def key_change(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Rep
     return _reply(Account.from_row(row), ctx.urls)
 
 
-def add_eab_key(srv: AcmeServer, kid: str | None = None) -> tuple[str, str]:
+def add_eab_key(srv: AcmeCore, kid: str | None = None) -> tuple[str, str]:
     """Create an external account key; returns (kid, base64url HMAC key) to hand out once."""
     kid = kid or secrets.token_urlsafe(9)
     key = secrets.token_bytes(32)

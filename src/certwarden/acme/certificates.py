@@ -6,13 +6,14 @@ import datetime as dt
 import hashlib
 import ipaddress
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from certwarden.acme import jws
+from certwarden.acme.context import AcmeCore, Authenticated, RequestContext
 from certwarden.acme.model import (
     IdentifierType,
     IssuedCertificate,
@@ -25,9 +26,6 @@ from certwarden.acme.orders import load_order, order_json
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.wire import Reply
 from certwarden.errors import CertwardenError
-
-if TYPE_CHECKING:
-    from certwarden.acme.server import AcmeServer, Authenticated, RequestContext
 
 # RFC 5280 reasons a subscriber may give (§7.6), as Let's Encrypt allows them: not 2
 # (cACompromise), 6 (certificateHold: ACME revocation is final), 8 (removeFromCRL) or 10.
@@ -106,7 +104,7 @@ def ari_cert_id(cert: x509.Certificate) -> str:
     return f"{jws.b64e(aki.key_identifier or b'')}.{jws.b64e(body)}"
 
 
-def finalize(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def finalize(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     order = load_order(srv, acct, ctx.resource_id)
@@ -143,7 +141,7 @@ def finalize(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply
     return Reply(body=order_json(done, ctx.urls), location=ctx.urls.order(order.id))
 
 
-def download(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def download(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     if not auth.msg.is_post_as_get:
@@ -162,7 +160,7 @@ def download(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply
                  links=((ctx.urls.directory(), "index"), *links))
 
 
-def revoke(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def revoke(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     payload = auth.msg.payload_json()
     raw = payload.get("certificate")
     if not isinstance(raw, str):
@@ -193,7 +191,7 @@ def revoke(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
     return Reply(status=200, body=None)
 
 
-def renewal_info(srv: AcmeServer, cert_id: str, *, explanation: str | None = None) -> Reply:
+def renewal_info(srv: AcmeCore, cert_id: str, *, explanation: str | None = None) -> Reply:
     """RFC 9773: when to renew. The middle of the last third of life; now if revoked."""
     if "." not in cert_id:
         raise malformed("renewalInfo path is not an ARI certificate identifier")

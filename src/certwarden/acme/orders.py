@@ -12,8 +12,9 @@ import datetime as dt
 import ipaddress
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from certwarden.acme.context import AcmeCore, Authenticated, RequestContext
 from certwarden.acme.model import (
     Account,
     Authorization,
@@ -30,9 +31,6 @@ from certwarden.acme.model import (
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.validation import key_authorization, offered_challenges
 from certwarden.acme.wire import Reply, Urls
-
-if TYPE_CHECKING:
-    from certwarden.acme.server import AcmeServer, Authenticated, RequestContext
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _FAILED_AUTHZ = {AuthzStatus.INVALID, AuthzStatus.DEACTIVATED, AuthzStatus.EXPIRED,
@@ -53,7 +51,7 @@ def _parse_time(raw: Any, what: str) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def check_identifier(srv: AcmeServer, raw: Any) -> tuple[Identifier, bool]:
+def check_identifier(srv: AcmeCore, raw: Any) -> tuple[Identifier, bool]:
     """One order identifier -> (normalised identifier, wildcard?) or a problem naming it.
     A wildcard keeps its ``*.`` in the identifier; its authorization is for the base name."""
     if not isinstance(raw, dict) or not isinstance(raw.get("value"), str):
@@ -107,7 +105,7 @@ def order_json(order: Order, urls: Urls) -> dict[str, Any]:
     return doc
 
 
-def new_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def new_order(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     srv.order_limits.take(acct.id)
@@ -171,7 +169,7 @@ def new_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
     return Reply(status=201, body=order_json(order, ctx.urls), location=ctx.urls.order(order_id))
 
 
-def _claim_replaced(srv: AcmeServer, acct: Account, ari_id: str, order_id: str) -> None:
+def _claim_replaced(srv: AcmeCore, acct: Account, ari_id: str, order_id: str) -> None:
     """RFC 9773 §5: ``replaces`` must name one of this account's certificates, once."""
     row = srv.store.certificate_by(ari_id=ari_id)
     if row is None or row["account_id"] != acct.id:
@@ -181,7 +179,7 @@ def _claim_replaced(srv: AcmeServer, acct: Account, ari_id: str, order_id: str) 
                           extra={"type": "urn:ietf:params:acme:error:alreadyReplaced"})
 
 
-def load_order(srv: AcmeServer, acct: Account, order_id: str) -> Order:
+def load_order(srv: AcmeCore, acct: Account, order_id: str) -> Order:
     row = srv.store.order(order_id)
     if row is None or row["account_id"] != acct.id:
         # The same answer for "absent" and "someone else's": no probing of other accounts.
@@ -189,7 +187,7 @@ def load_order(srv: AcmeServer, acct: Account, order_id: str) -> Order:
     return refresh_order(srv, Order.from_row(row))
 
 
-def refresh_order(srv: AcmeServer, order: Order) -> Order:
+def refresh_order(srv: AcmeCore, order: Order) -> Order:
     """Bring a pending/ready order's status up to date with its authorizations and expiry."""
     if order.status not in (OrderStatus.PENDING, OrderStatus.READY):
         return order
@@ -220,7 +218,7 @@ def refresh_order(srv: AcmeServer, order: Order) -> Order:
     return Order.from_row(row)
 
 
-def refresh_authz(srv: AcmeServer, authz: Authorization) -> Authorization:
+def refresh_authz(srv: AcmeCore, authz: Authorization) -> Authorization:
     if authz.status in (AuthzStatus.PENDING, AuthzStatus.VALID) and authz.expires <= utcnow():
         srv.store.set_authz_status_if(authz.id, expect=(authz.status.value,),
                                       status=AuthzStatus.EXPIRED.value)
@@ -230,7 +228,7 @@ def refresh_authz(srv: AcmeServer, authz: Authorization) -> Authorization:
     return authz
 
 
-def get_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def get_order(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     assert auth.account is not None
     if not auth.msg.is_post_as_get:
         raise malformed("an order is read with POST-as-GET (empty payload)")
@@ -240,7 +238,7 @@ def get_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
     return Reply(body=order_json(order, ctx.urls), headers=headers)
 
 
-def list_orders(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def list_orders(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     if acct.id != ctx.resource_id:
@@ -273,14 +271,14 @@ def authz_json(authz: Authorization, urls: Urls) -> dict[str, Any]:
     return doc
 
 
-def _load_authz(srv: AcmeServer, acct: Account, authz_id: str) -> Authorization:
+def _load_authz(srv: AcmeCore, acct: Account, authz_id: str) -> Authorization:
     row = srv.store.authz(authz_id)
     if row is None or row["account_id"] != acct.id:
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such authorization for this account")
     return refresh_authz(srv, Authorization.from_row(row))
 
 
-def authorization(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def authorization(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     authz = _load_authz(srv, acct, ctx.resource_id)
@@ -296,7 +294,7 @@ def authorization(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> 
                  links=((ctx.urls.directory(), "index"),))
 
 
-def challenge(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def challenge(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     """POST {} starts validation (asynchronously); POST-as-GET reads the challenge."""
     acct = auth.account
     assert acct is not None
@@ -324,7 +322,7 @@ def challenge(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
     return Reply(body=challenge_json(ch, ctx.urls), links=links, headers=headers)
 
 
-def run_validation(srv: AcmeServer, authz: Authorization, ch: Challenge, key_auth: str) -> None:
+def run_validation(srv: AcmeCore, authz: Authorization, ch: Challenge, key_auth: str) -> None:
     """On the validation pool: check the challenge, then record the outcome (CAS)."""
     failure: AcmeProblem | None = None
     try:

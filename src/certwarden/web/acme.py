@@ -15,9 +15,10 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from certwarden.acme.certificates import renewal_info
+from certwarden.acme.context import AcmeSettings, Endpoint, RequestContext
 from certwarden.acme.issuer import CertificateIssuer, IssuedChain
 from certwarden.acme.problems import AcmeProblem, ProblemType
-from certwarden.acme.server import AcmeServer, AcmeSettings, Endpoint, RequestContext
+from certwarden.acme.server import AcmeServer
 from certwarden.acme.wire import Reply, Urls
 from certwarden.errors import CertwardenError
 from certwarden.store.acme_repo import AcmeRepo
