@@ -56,9 +56,9 @@ def serve_certwarden(args: argparse.Namespace) -> None:
         ip_limit=None, account_limit=None, new_order_limit=None, new_account_ip_limit=None,
         validation_workers=16, nonces="database" if args.server_procs > 1 else "memory")
     if args.issuer == "ca":  # the private CA itself (file key, SQL ledger)
+        from certwarden.acme.authority import AuthorityIssuer, authority_profiles
         from certwarden.ca import Authority
         from certwarden.store.ca_ledger import SqlLedger
-        from certwarden.web.acme import AuthorityIssuer, authority_profiles
 
         authority = Authority.open(SqlLedger.open(args.db),
                                    passphrase=lambda: os.environ["CERTWARDEN_CA_PASSPHRASE"]

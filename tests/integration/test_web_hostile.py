@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from fastapi import APIRouter, FastAPI
 
+from certwarden.acme.authority import AuthorityIssuer, authority_profiles
 from certwarden.ca import Authority, IssuedChain
 from certwarden.ca.hierarchy import init_ca
 from certwarden.ca.publish import Publisher
 from certwarden.store.ca_ledger import SqlLedger
-from certwarden.web.acme import AuthorityIssuer, acme_router, authority_profiles, build_acme_server
+from certwarden.web.acme import acme_router, build_acme_server
 from certwarden.web.app import create_app
 
 PASS = b"hostile web"

@@ -6,11 +6,11 @@ import datetime as dt
 import hashlib
 import ipaddress
 import secrets
+import ssl
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from certwarden.acme import jws
 from certwarden.acme.context import AcmeCore, Authenticated, RequestContext
@@ -25,35 +25,29 @@ from certwarden.acme.model import (
 from certwarden.acme.orders import load_order, order_json
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.wire import Reply
+from certwarden.ca.csr import LeafKey, check_key, load_csr
+from certwarden.ca.model import ari_id
 from certwarden.errors import CertwardenError
 
 # RFC 5280 reasons a subscriber may give (§7.6), as Let's Encrypt allows them: not 2
 # (cACompromise), 6 (certificateHold: ACME revocation is final), 8 (removeFromCRL) or 10.
 REVOCATION_REASONS = frozenset({0, 1, 3, 4, 5, 9})
-EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 
 
 def _bad_csr(why: str) -> AcmeProblem:
     return AcmeProblem(ProblemType.BAD_CSR, why)
 
 
-def check_csr(der: bytes, order: Order, account_jwk: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The CSR's names equal the order's identifiers, its key is strong, its signature good."""
+def check_csr(der: bytes, order: Order, account_jwk: dict[str, Any]
+              ) -> tuple[LeafKey, list[str], list[str]]:
+    """The CSR's names equal the order's identifiers, its signature is good and its key
+    passes the CA's one key policy (``ca.csr.check_key``): (key, DNS names, IP addresses).
+    The CSR is parsed and its signature verified here, once; the CA gets the checked key."""
     try:
-        csr = x509.load_der_x509_csr(der)
-    except ValueError as exc:
-        raise _bad_csr(f"CSR cannot be parsed: {exc}") from None
-    if not csr.is_signature_valid:
-        raise _bad_csr("CSR signature does not verify")
-    key = csr.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < jws.MIN_RSA_BITS:
-            raise _bad_csr(f"RSA key of {key.key_size} bits is too small")
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, EC_CURVES):
-            raise _bad_csr(f"EC curve {key.curve.name} is not accepted")
-    elif not isinstance(key, ed25519.Ed25519PublicKey):
-        raise _bad_csr(f"key type {type(key).__name__} is not accepted")
+        csr = load_csr(der)
+        key = check_key(csr.public_key())
+    except CertwardenError as exc:
+        raise _bad_csr(str(exc)) from None
     spki = key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
     if _jwk_spki(account_jwk) == spki:
@@ -82,7 +76,7 @@ def check_csr(der: bytes, order: Order, account_jwk: dict[str, Any]) -> tuple[li
         raise _bad_csr("CSR names differ from the order's identifiers"
                        + (f"; not in the order: {', '.join(extra)}" if extra else "")
                        + (f"; missing: {', '.join(missing)}" if missing else ""))
-    return sorted(dns_names), sorted(ips)
+    return key, sorted(dns_names), sorted(ips)
 
 
 def _jwk_spki(jwk: dict[str, Any]) -> bytes | None:
@@ -97,11 +91,14 @@ def _jwk_spki(jwk: dict[str, Any]) -> bytes | None:
 
 
 def ari_cert_id(cert: x509.Certificate) -> str:
-    """RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(DER serial INTEGER body)."""
+    """RFC 9773 §4.1 identifier of a parsed certificate (the CA's ``ari_id`` formula)."""
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    serial = cert.serial_number
-    body = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # keeps a leading 0x00
-    return f"{jws.b64e(aki.key_identifier or b'')}.{jws.b64e(body)}"
+    return ari_id(aki.key_identifier or b"", cert.serial_number)
+
+
+def chain_pem(ders: tuple[bytes, ...]) -> str:
+    """DER certificates as one PEM text (what certificate download serves), unparsed."""
+    return "".join(ssl.DER_cert_to_PEM_cert(d) for d in ders)
 
 
 def finalize(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
@@ -115,15 +112,14 @@ def finalize(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     csr_b64 = payload.get("csr")
     if not isinstance(csr_b64, str):
         raise malformed("finalize needs a 'csr' (base64url DER)")
-    dns_names, ips = check_csr(jws.b64d(csr_b64, "csr"), order, dict(acct.jwk))
+    key, dns_names, ips = check_csr(jws.b64d(csr_b64, "csr"), order, dict(acct.jwk))
     if not srv.store.set_order_status_if(order.id, expect=("ready",), status="processing"):
         raise AcmeProblem(ProblemType.ORDER_NOT_READY, "order is already being finalized")
     try:
-        issued = srv.issuer.issue(jws.b64d(csr_b64, "csr"), profile=order.profile,
+        issued = srv.issuer.issue(key, profile=order.profile,
                                   dns_names=dns_names, ip_addresses=ips,
                                   not_before=order.not_before, not_after=order.not_after)
-        leaf = x509.load_pem_x509_certificate(issued.chain[0].encode("ascii"))
-    except (CertwardenError, ValueError, IndexError) as exc:
+    except (CertwardenError, ValueError) as exc:
         problem = AcmeProblem(ProblemType.BAD_CSR if isinstance(exc, CertwardenError)
                               else ProblemType.SERVER_INTERNAL, f"issuance refused: {exc}")
         srv.store.set_order_status_if(order.id, expect=("processing",), status="invalid",
@@ -132,11 +128,10 @@ def finalize(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     cert_id = secrets.token_urlsafe(12)
     srv.store.finish_order(order.id, {
         "id": cert_id, "order_id": order.id, "account_id": acct.id,
-        "serial": format(leaf.serial_number, "x"),
-        "sha256": hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest(),
-        "ari_id": ari_cert_id(leaf), "chain_pem": "".join(issued.chain),
-        "alternates": ["".join(c) for c in issued.alternates],
-        "not_before": leaf.not_valid_before_utc, "not_after": leaf.not_valid_after_utc})
+        "serial": format(issued.serial, "x"), "sha256": issued.sha256,
+        "ari_id": issued.ari_id, "chain_pem": chain_pem((issued.leaf_der, *issued.chain_der)),
+        "alternates": [chain_pem((issued.leaf_der, *alt)) for alt in issued.alternates],
+        "not_before": issued.not_before, "not_after": issued.not_after})
     done = load_order(srv, acct, order.id)
     return Reply(body=order_json(done, ctx.urls), location=ctx.urls.order(order.id))
 
