@@ -54,7 +54,7 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
             fail(f"{p}: no such capture file")
     blocklist = Blocklist.load(list(blocklists)) if blocklists else None
     with_alerts = with_alerts or bool(blocklists)
-    inventory = None if no_inventory else Inventory.open((ctx.obj or {}).get("db_url"))
+    inventory = None if no_inventory else Inventory.open(ctx.obj["db_url"])
     known: Callable[[str], bool] | None = (inventory.has_certificate
                                            if inventory is not None else None)
     out: IO[str] = sys.stdout

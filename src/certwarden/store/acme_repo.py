@@ -73,7 +73,7 @@ class AcmeRepo:
             yield conn
 
     @classmethod
-    def open(cls, url: str | None = None) -> AcmeRepo:
+    def open(cls, url: str) -> AcmeRepo:
         engine = make_engine(url)
         if engine.dialect.name == "sqlite":
             # WAL + synchronous=NORMAL: a commit survives a process crash or restart (the WAL

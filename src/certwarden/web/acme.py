@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -20,7 +20,8 @@ from certwarden.acme.issuer import CertificateIssuer
 from certwarden.acme.problems import AcmeProblem, ProblemType
 from certwarden.acme.server import AcmeServer
 from certwarden.acme.wire import Reply, Urls
-from certwarden.ca import Authority
+from certwarden.ca import Authority, Ledger
+from certwarden.settings import Settings
 from certwarden.store.acme_repo import AcmeRepo
 
 log = logging.getLogger(__name__)
@@ -29,30 +30,17 @@ JOSE = "application/jose+json"
 _READ_ONLY = {"directory": "GET", "new-nonce": "GET, HEAD"}  # the resources read without a JWS
 
 
-def acme_settings_from_env(env: Mapping[str, str]) -> AcmeSettings:
-    """``certwarden serve`` options travel to worker processes in the environment."""
-    from certwarden.acme.validation import PRIVATE_NETWORKS, ValidatorSettings
-
-    allow = tuple(a for a in env.get("CERTWARDEN_ACME_ALLOW", "").split(",") if a)
-    validator = ValidatorSettings(
-        resolver=env.get("CERTWARDEN_ACME_RESOLVER") or None,
-        http_port=int(env.get("CERTWARDEN_ACME_HTTP_PORT", "80")),
-        tls_port=int(env.get("CERTWARDEN_ACME_TLS_PORT", "443")),
-        allow=allow or PRIVATE_NETWORKS)
-    return AcmeSettings(validator=validator,
-                        nonces=env.get("CERTWARDEN_ACME_NONCES", "memory"),
-                        eab_required=env.get("CERTWARDEN_ACME_EAB") == "required")
-
-
-def acme_router_from_env(env: Mapping[str, str], *, db_url: str | None,
-                         authority: Authority) -> APIRouter:
-    """The ``/acme`` router ``certwarden serve`` mounts, in front of ``authority``."""
-    issuer = AuthorityIssuer(authority)
-    server = build_acme_server(db_url=db_url, issuer=issuer, settings=acme_settings_from_env(env))
+def authority_router(settings: Settings, ledger: Ledger) -> APIRouter:
+    """The ``/acme`` router ``certwarden serve`` mounts, in front of the private CA."""
+    assert settings.acme is not None
+    authority = Authority.open(ledger, issuer=settings.ca_name, passphrase=settings.passphrase,
+                               pin=settings.pkcs11_pin)
+    server = build_acme_server(db_url=settings.database_url, issuer=AuthorityIssuer(authority),
+                               settings=settings.acme)
     return acme_router(server)
 
 
-def build_acme_server(*, db_url: str | None, issuer: CertificateIssuer,
+def build_acme_server(*, db_url: str, issuer: CertificateIssuer,
                       settings: AcmeSettings | None = None) -> AcmeServer:
     """The composition root: SQL store + the CA + settings -> an ACME core."""
     return AcmeServer(store=AcmeRepo.open(db_url), issuer=issuer, settings=settings)
