@@ -21,7 +21,7 @@ def test_eab_add_stores_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     try:
         row = repo.eab_key("team-a")
         assert row is not None
-        assert row["account_id"] is None
+        assert row.account_id is None
     finally:
         repo.close()
     assert main(["--db", db, "acme", "eab-add", "--kid", "team-a"]) == 2

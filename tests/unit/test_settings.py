@@ -17,18 +17,21 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "certwarden"
 EDGE = ("cli/",)  # the only modules that may read the process environment
 
 
+_READERS = ("environ", "environb", "getenv", "getenvb", "putenv")
+
+
+def _reads(node: ast.AST) -> bool:
+    if isinstance(node, ast.Attribute):
+        return isinstance(node.value, ast.Name) and node.value.id == "os" and \
+            node.attr in _READERS
+    if isinstance(node, ast.ImportFrom):
+        return node.module == "os" and any(a.name in _READERS for a in node.names)
+    return False
+
+
 def _environment_reads(path: Path) -> list[int]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    lines = []
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id == "os" and node.attr in ("environ", "environb", "getenv",
-                                                            "getenvb", "putenv")):
-            lines.append(node.lineno)
-        elif isinstance(node, ast.ImportFrom) and node.module == "os" and any(
-                a.name in ("environ", "environb", "getenv", "getenvb") for a in node.names):
-            lines.append(node.lineno)
-    return sorted(lines)
+    return sorted(getattr(node, "lineno", 0) for node in ast.walk(tree) if _reads(node))
 
 
 def test_only_the_cli_reads_the_environment() -> None:
@@ -52,7 +55,9 @@ def test_defaults_come_from_the_mapping_given(tmp_path: Path) -> None:
     s = Settings.from_env({"XDG_DATA_HOME": str(tmp_path)})
     assert s.database_url == f"sqlite:///{tmp_path / 'certwarden' / 'inventory.db'}"
     assert s.ca_dir == tmp_path / "certwarden" / "ca"
-    assert s.acme is None and s.passphrase is None and s.warm_ocsp
+    assert s.acme is None
+    assert s.passphrase is None
+    assert s.warm_ocsp
     named = Settings.from_env({"CERTWARDEN_DATABASE_URL": "sqlite:///env.db"},
                               database="sqlite:///option.db")
     assert named.database_url == "sqlite:///option.db"  # --db wins over the environment
@@ -67,7 +72,8 @@ def test_worker_settings_survive_the_environment(tmp_path: Path) -> None:
                  passphrase=lambda: b"pass word", pkcs11_pin="1234", warm_ocsp=False, acme=acme)
     env = s.to_env()
     back = Settings.from_env(env)
-    assert back.passphrase is not None and back.passphrase() == b"pass word"
+    assert back.passphrase is not None
+    assert back.passphrase() == b"pass word"
     assert dataclasses.replace(back, passphrase=None) == dataclasses.replace(s, passphrase=None)
     off = Settings.from_env(dataclasses.replace(s, acme=None).to_env())
     assert off.acme is None

@@ -54,9 +54,8 @@ def check_contacts(raw: Any) -> tuple[str, ...]:
 def new_account(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     payload = auth.msg.payload_json()
     thumbprint = jws.thumbprint(auth.jwk)
-    existing = srv.store.account_by_thumbprint(thumbprint)
-    if existing is not None:
-        found = Account.from_row(existing)
+    found = srv.store.account_by_thumbprint(thumbprint)
+    if found is not None:
         if found.status != AccountStatus.VALID:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {found.status.value}")
         return _reply(found, ctx.urls)
@@ -78,14 +77,13 @@ def new_account(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Repl
     elif srv.settings.eab_required:
         raise AcmeProblem(ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
                           "this directory needs an external account binding")
-    row, created = srv.store.add_account({
-        "id": account_id, "thumbprint": thumbprint, "jwk": dict(auth.jwk), "status": "valid",
-        "contact": list(contact), "tos_agreed": bool(agreed), "eab_kid": eab_kid,
-        "created_at": utcnow()})
+    acct, created = srv.store.add_account(Account(
+        id=account_id, thumbprint=thumbprint, jwk=dict(auth.jwk), status=AccountStatus.VALID,
+        contact=contact, tos_agreed=bool(agreed), eab_kid=eab_kid, created_at=utcnow()))
     if created and eab_kid and not srv.store.bind_eab_if(eab_kid, account_id):
         srv.store.update_account(account_id, status=AccountStatus.DEACTIVATED.value)
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "external account key is already bound")
-    return _reply(Account.from_row(row), ctx.urls, 201 if created else 200)
+    return _reply(acct, ctx.urls, 201 if created else 200)
 
 
 def _check_eab(srv: AcmeCore, raw: Any, jwk: Mapping[str, Any], ctx: RequestContext) -> str:
@@ -97,12 +95,12 @@ def _check_eab(srv: AcmeCore, raw: Any, jwk: Mapping[str, Any], ctx: RequestCont
         raise malformed("external account binding needs a 'kid' and no 'jwk'")
     if inner.url != ctx.url:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "external account binding 'url' is wrong")
-    row = srv.store.eab_key(inner.kid)
-    if row is None:
+    eab = srv.store.eab_key(inner.kid)
+    if eab is None:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, f"unknown external account {inner.kid!r}")
-    if row["account_id"] is not None:
+    if eab.account_id is not None:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "external account key is already bound")
-    jws.verify_hmac(inner, row["hmac_key"])
+    jws.verify_hmac(inner, eab.hmac_key)
     if jws.canonical_jwk(inner.payload_json()) != dict(jwk):
         raise AcmeProblem(ProblemType.UNAUTHORIZED,
                           "external account binding does not sign this account key")
@@ -132,8 +130,8 @@ def account(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
         if status != AccountStatus.DEACTIVATED.value:
             raise malformed("an account's status can only be changed to 'deactivated'")
         changes["status"] = AccountStatus.DEACTIVATED.value
-    row = srv.store.update_account(acct.id, **changes) if changes else None
-    return _reply(Account.from_row(row) if row else acct, ctx.urls)
+    updated = srv.store.update_account(acct.id, **changes) if changes else None
+    return _reply(updated or acct, ctx.urls)
 
 
 def key_change(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
@@ -158,13 +156,13 @@ def key_change(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply
     holder = srv.store.account_by_thumbprint(new_tp)
     if holder is not None:
         raise AcmeProblem(ProblemType.CONFLICT, "the new key is already in use by an account",
-                          headers={"Location": ctx.urls.account(holder["id"])})
+                          headers={"Location": ctx.urls.account(holder.id)})
     if not srv.store.change_account_key_if(acct.id, old_thumbprint=acct.thumbprint,
                                            jwk=new_jwk, thumbprint=new_tp):
         raise AcmeProblem(ProblemType.CONFLICT, "the account key changed concurrently")
-    row = srv.store.account(acct.id)
-    assert row is not None
-    return _reply(Account.from_row(row), ctx.urls)
+    changed = srv.store.account(acct.id)
+    assert changed is not None
+    return _reply(changed, ctx.urls)
 
 
 def add_eab_key(srv: AcmeCore, kid: str | None = None) -> tuple[str, str]:

@@ -126,12 +126,12 @@ def finalize(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
                                       error=problem.as_dict())
         raise problem from None
     cert_id = secrets.token_urlsafe(12)
-    srv.store.finish_order(order.id, {
-        "id": cert_id, "order_id": order.id, "account_id": acct.id,
-        "serial": format(issued.serial, "x"), "sha256": issued.sha256,
-        "ari_id": issued.ari_id, "chain_pem": chain_pem((issued.leaf_der, *issued.chain_der)),
-        "alternates": [chain_pem((issued.leaf_der, *alt)) for alt in issued.alternates],
-        "not_before": issued.not_before, "not_after": issued.not_after})
+    srv.store.finish_order(order.id, IssuedCertificate(
+        id=cert_id, order_id=order.id, account_id=acct.id, serial=format(issued.serial, "x"),
+        sha256=issued.sha256, ari_id=issued.ari_id,
+        chain_pem=chain_pem((issued.leaf_der, *issued.chain_der)),
+        alternates=tuple(chain_pem((issued.leaf_der, *alt)) for alt in issued.alternates),
+        not_before=issued.not_before, not_after=issued.not_after))
     done = load_order(srv, acct, order.id)
     return Reply(body=order_json(done, ctx.urls), location=ctx.urls.order(order.id))
 
@@ -141,10 +141,9 @@ def download(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     assert acct is not None
     if not auth.msg.is_post_as_get:
         raise malformed("a certificate is downloaded with POST-as-GET (empty payload)")
-    row = srv.store.certificate(ctx.resource_id)
-    if row is None or row["account_id"] != acct.id:
+    cert = srv.store.certificate(ctx.resource_id)
+    if cert is None or cert.account_id != acct.id:
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such certificate for this account")
-    cert = IssuedCertificate.from_row(row)
     chains = (cert.chain_pem, *cert.alternates)
     if not 0 <= ctx.alternate < len(chains):
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such alternate chain")
@@ -164,11 +163,11 @@ def revoke(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     reason = payload.get("reason", 0)
     if not isinstance(reason, int) or isinstance(reason, bool) or reason not in REVOCATION_REASONS:
         raise AcmeProblem(ProblemType.BAD_REVOCATION_REASON, f"reason {reason!r} is not accepted")
-    row = srv.store.certificate_by(sha256=hashlib.sha256(der).hexdigest())
-    if row is None:
+    cert = srv.store.certificate_by(sha256=hashlib.sha256(der).hexdigest())
+    if cert is None:
         raise AcmeProblem(ProblemType.NOT_FOUND, "this server did not issue that certificate")
     if auth.account is not None:
-        if row["account_id"] != auth.account.id:
+        if cert.account_id != auth.account.id:
             raise AcmeProblem(ProblemType.UNAUTHORIZED,
                               "the certificate belongs to another account")
     else:
@@ -177,12 +176,12 @@ def revoke(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
         if _jwk_spki(dict(auth.jwk)) != spki:
             raise AcmeProblem(ProblemType.UNAUTHORIZED,
                               "the JWS key is neither the account's nor the certificate's")
-    if row["revoked_at"] is not None:
+    if cert.revoked_at is not None:
         raise AcmeProblem(ProblemType.ALREADY_REVOKED, "the certificate is already revoked")
     # Claim the revocation first (compare-and-set) so two racing requests revoke once.
-    if not srv.store.revoke_certificate_if(row["id"], reason=reason, at=utcnow()):
+    if not srv.store.revoke_certificate_if(cert.id, reason=reason, at=utcnow()):
         raise AcmeProblem(ProblemType.ALREADY_REVOKED, "the certificate is already revoked")
-    srv.issuer.revoke(int(row["serial"], 16), reason=reason)
+    srv.issuer.revoke(int(cert.serial, 16), reason=reason)
     return Reply(status=200, body=None)
 
 
@@ -190,10 +189,9 @@ def renewal_info(srv: AcmeCore, cert_id: str, *, explanation: str | None = None)
     """RFC 9773: when to renew. The middle of the last third of life; now if revoked."""
     if "." not in cert_id:
         raise malformed("renewalInfo path is not an ARI certificate identifier")
-    row = srv.store.certificate_by(ari_id=cert_id)
-    if row is None:
+    cert = srv.store.certificate_by(ari_id=cert_id)
+    if cert is None:
         raise AcmeProblem(ProblemType.NOT_FOUND, "no certificate with that identifier")
-    cert = IssuedCertificate.from_row(row)
     now = utcnow()
     if cert.revoked_at is not None:
         start, end = now - dt.timedelta(hours=1), now

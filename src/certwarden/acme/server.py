@@ -123,11 +123,10 @@ class AcmeServer:
         account: Account | None = None
         if msg.kid is not None:
             account_id = ctx.urls.account_id_from_kid(msg.kid)
-            row = self.store.account(account_id) if account_id else None
-            if row is None:
+            account = self.store.account(account_id) if account_id else None
+            if account is None:
                 raise AcmeProblem(ProblemType.ACCOUNT_DOES_NOT_EXIST,
                                   f"no account at {msg.kid!r}")
-            account = Account.from_row(row)
             if account.status != AccountStatus.VALID:
                 raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {account.status.value}")
             key = account.jwk
