@@ -99,14 +99,17 @@ class Settings:
                    acme=acme_settings_from_env(env) if env.get(ACME) == "on" else None)
 
     def to_env(self) -> dict[str, str]:
-        """These settings as the environment ``from_env`` reads (for worker processes).
+        """What a ``serve`` worker process needs of these settings, as the environment
+        ``from_env`` reads (not ``ca_dir`` or ``pkcs11_module``: workers create no keys).
 
         The passphrase is asked for now; ``ValueError`` if the environment cannot hold it
         (not UTF-8, or a NUL byte)."""
-        out = {DATABASE_URL: self.database_url, CA_DIR: str(self.ca_dir),
-               ACME_CA: self.ca_name or "", SERVE_NO_WARM: "" if self.warm_ocsp else "1",
-               PKCS11_PIN: self.pkcs11_pin or "", PKCS11_MODULE: self.pkcs11_module or "",
+        out = {DATABASE_URL: self.database_url, ACME_CA: self.ca_name or "",
                **(_acme_env(self.acme) if self.acme is not None else {ACME: "off"})}
+        if not self.warm_ocsp:
+            out[SERVE_NO_WARM] = "1"
+        if self.pkcs11_pin:
+            out[PKCS11_PIN] = self.pkcs11_pin
         if self.passphrase is not None:
             text = self.passphrase().decode()  # UnicodeDecodeError is a ValueError
             if "\0" in text:

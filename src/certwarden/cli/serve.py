@@ -118,9 +118,9 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
     settings = dataclasses.replace(settings_of(ctx), ca_name=ca_name,
                                    passphrase=passphrase_source(passphrase_file), pkcs11_pin=pin,
                                    warm_ocsp=not no_warm, acme=None if no_acme else acme)
-    ledger = SqlLedger.open(settings.database_url)
     if workers > 1:
-        _serve_workers(settings, ledger, http_bind, https_bind, workers)
+        _serve_workers(settings, SqlLedger.open(settings.database_url), http_bind, https_bind,
+                       workers)
         return
     app = create_app(settings)
     for bind in (http_bind, https_bind):
@@ -134,6 +134,7 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
                                       access_log=False))
     if https_bind:
         host, port = split_bind(https_bind)
+        ledger = SqlLedger.open(settings.database_url)
         certfile, keyfile = _https_files(_authority(settings, ledger), host, workdir)
         configs.append(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                       access_log=False, ssl_certfile=certfile,
