@@ -21,11 +21,8 @@ MAX_LINES = 500
 # Known circles that other branches of issue 10 remove; the lead deletes each entry at merge.
 # Each entry is the one import (importer, imported) that closes the circle.
 KNOWN_CIRCLES = frozenset({
-    # removed by the arch-derkeys / arch-acme branches
+    # removed by the arch-derkeys branch
     ("certwarden.ca.authority", "certwarden.ca.hierarchy"),
-    ("certwarden.acme.server", "certwarden.acme.accounts"),
-    ("certwarden.acme.server", "certwarden.acme.certificates"),
-    ("certwarden.acme.server", "certwarden.acme.orders"),
 })
 
 

@@ -34,6 +34,7 @@ from certwarden.ca.model import (
     IssuerRole,
     Revocation,
     RevocationReason,
+    ari_id,
     parse_serial,
     serial_hex,
 )
@@ -170,7 +171,9 @@ class Authority:
                 pending = [(i, req, *self._sign_one(req, now)) for i, req, _, _ in pending]
         for i, _, _, rec in pending:
             results[i] = IssuedChain(record=rec, leaf_der=rec.certificate_der,
-                                     chain_der=self.chain_der)
+                                     chain_der=self.chain_der,
+                                     ari_id=ari_id(self._aki.key_identifier or b"",
+                                                   parse_serial(rec.serial)))
         return results
 
     def _sign_one(self, req: IssueRequest, now: dt.datetime) -> tuple[x509.Certificate, Issued]:

@@ -80,8 +80,8 @@ def _ca_builder(subject: x509.Name, issuer: x509.Name, public: object, *, path_l
 def init_ca(ledger: Ledger, *, name: str, key_dir: Path, passphrase: bytes,
             algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
             root_algorithm: KeyAlgorithm | None = None, pkcs11_uri: str | None = None,
-            pin: str | None = None, config: CaConfig | None = None,
-            permitted_dns: Sequence[str] = (), actor: str = "cli",
+            pin: str | None = None, pkcs11_module: str | None = None,
+            config: CaConfig | None = None, permitted_dns: Sequence[str] = (), actor: str = "cli",
             clock: Callable[[], dt.datetime] = utcnow) -> InitResult:
     """Create root and issuing intermediate, record both, publish the root's first CRL.
 
@@ -108,7 +108,8 @@ def init_ca(ledger: Ledger, *, name: str, key_dir: Path, passphrase: bytes,
                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
     root_signer = FileSigner(root_key, ref=f"file:{root_path.resolve()}")
     if pkcs11_uri:
-        int_signer: Signer = generate_in_token(Pkcs11Uri.parse(pkcs11_uri, pin=pin), algorithm)
+        int_signer: Signer = generate_in_token(
+            Pkcs11Uri.parse(pkcs11_uri, pin=pin, module=pkcs11_module), algorithm)
     else:
         int_key = generate_private_key(algorithm)
         int_signer = FileSigner(int_key, ref=f"file:{int_path.resolve()}")

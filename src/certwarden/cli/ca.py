@@ -15,21 +15,23 @@ import click
 
 from certwarden.cli.common import FiniteFloatRange, fail, write_text
 from certwarden.errors import ParseError, UsageError
+from certwarden.settings import CA_PASSPHRASE, Settings
 
 if TYPE_CHECKING:
     from certwarden.store.ca_ledger import SqlLedger
 
-PASSPHRASE_ENV = "CERTWARDEN_CA_PASSPHRASE"  # noqa: S105 - the name of a variable
+PASSPHRASE_ENV = CA_PASSPHRASE
 # The RFC 5280 CRLReason names, ``ca.model.RevocationReason``'s values, for ``revoke --help``
 # without importing the CA (tests/unit/test_cli_registry.py holds them equal).
 REVOCATION_REASONS = ("unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
                       "superseded", "cessationOfOperation", "privilegeWithdrawn", "aACompromise")
 
 
-def default_key_dir() -> Path:
-    from certwarden.store.db import data_dir
-
-    return Path(os.environ.get("CERTWARDEN_CA_DIR") or data_dir() / "ca")
+def settings_of(ctx: click.Context) -> Settings:
+    """The process's settings, built by the root command (or from the environment when a
+    command runs without it)."""
+    found = (ctx.find_root().obj or {}).get("settings")
+    return found if isinstance(found, Settings) else Settings.from_env(os.environ)
 
 
 def passphrase_source(passphrase_file: str | None, *, confirm: bool = False,
@@ -74,7 +76,7 @@ pin_option = click.option("--pin", envvar="CERTWARDEN_PKCS11_PIN", default=None,
 def _ledger(ctx: click.Context) -> SqlLedger:
     from certwarden.store.ca_ledger import SqlLedger
 
-    return SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
+    return SqlLedger.open(settings_of(ctx).database_url)
 
 
 def _actor() -> str:
@@ -141,9 +143,12 @@ def init_cmd(ctx: click.Context, name: str, key_algorithm: str, root_key_algorit
     root_alg = KeyAlgorithm.parse(root_key_algorithm) if root_key_algorithm else None
     ledger = _ledger(ctx)
     passphrase = passphrase_source(passphrase_file, confirm=True)()
-    result = init_ca(ledger, name=name, key_dir=Path(key_dir) if key_dir else default_key_dir(),
+    result = init_ca(ledger, name=name, key_dir=Path(key_dir) if key_dir else
+                     settings_of(ctx).ca_dir,
                      passphrase=passphrase, algorithm=algorithm, root_algorithm=root_alg,
-                     pkcs11_uri=pkcs11_uri, pin=pin, config=config, permitted_dns=permit_dns,
+                     pkcs11_uri=pkcs11_uri, pin=pin,
+                     pkcs11_module=settings_of(ctx).pkcs11_module, config=config,
+                     permitted_dns=permit_dns,
                      actor=_actor())
     click.echo(f"root:         {result.root.name}  ({result.root.key_ref})")
     click.echo(f"intermediate: {result.intermediate.name}  ({result.intermediate.key_ref})")
