@@ -191,7 +191,7 @@ class Responder:
 
 def _spki_key_bits(spki_der: bytes) -> bytes:
     """The subjectPublicKey BIT STRING contents (without the unused-bits octet)."""
-    from certwarden.ca import der
+    from certwarden.x509 import der
 
     _alg, bits = der.children(spki_der)
     return der.content(bits)[1:]

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certwarden.x509 import Certificate
+from certwarden.x509 import der as dercodec
 
 PrivateKey = Any  # rsa / ec / dsa / ed25519 private key
 
@@ -141,52 +142,15 @@ def _general_name(n: str) -> cx509.GeneralName:
         return cx509.DNSName(n)
 
 
-# ---- DER surgery on TBSCertificate ----
-
-def _tlv(data: bytes, i: int) -> tuple[int, int, int]:
-    """(tag, content start, end) of the TLV at ``i``."""
-    tag = data[i]
-    ln = data[i + 1]
-    j = i + 2
-    if ln & 0x80:
-        n = ln & 0x7F
-        ln = int.from_bytes(data[j : j + n], "big")
-        j += n
-    return tag, j, j + ln
-
-
-def _children(data: bytes) -> list[bytes]:
-    out, i = [], 0
-    while i < len(data):
-        _, _, end = _tlv(data, i)
-        out.append(data[i:end])
-        i = end
-    return out
-
-
-def _enc(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(ln)]) + ln + content
-
-
-def _int(value: int) -> bytes:
-    length = max(1, (value.bit_length() + 8) // 8) if value >= 0 else (
-        ((~value).bit_length() + 8) // 8)
-    return _enc(0x02, value.to_bytes(length, "big", signed=True))
-
+# ---- DER surgery on TBSCertificate (with x509.der, the one DER reader/writer) ----
 
 def _rewrite(der: bytes, signer: PrivateKey, *, hash_name: str, version: int,
              serial: int) -> bytes:
-    _, s, e = _tlv(der, 0)
-    outer = _children(der[s:e])
-    _, ts, te = _tlv(outer[0], 0)
-    tbs = _children(outer[0][ts:te])
+    outer = dercodec.children(der)
+    tbs = dercodec.children(outer[0])
     has_version = tbs[0][0] == 0xA0
     idx = 1 if has_version else 0
-    tbs[idx] = _int(serial)
+    tbs[idx] = dercodec.integer(serial)
     if hash_name != "sha256":
         algo = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec"
         sigalg = _SIG_OIDS[(algo, hash_name)]
@@ -195,7 +159,7 @@ def _rewrite(der: bytes, signer: PrivateKey, *, hash_name: str, version: int,
         sigalg = outer[1]
     if version == 1:
         tbs = [t for t in tbs if t[0] not in (0xA0, 0xA3)]
-    new_tbs = _enc(0x30, b"".join(tbs))
+    new_tbs = dercodec.seq(*tbs)
     h = _HASHES[hash_name]()
     if isinstance(signer, rsa.RSAPrivateKey):
         sig = signer.sign(new_tbs, padding.PKCS1v15(), h)
@@ -205,4 +169,4 @@ def _rewrite(der: bytes, signer: PrivateKey, *, hash_name: str, version: int,
         sig = signer.sign(new_tbs, h)
     else:
         sig = signer.sign(new_tbs)
-    return _enc(0x30, new_tbs + sigalg + _enc(0x03, b"\x00" + sig))
+    return dercodec.seq(new_tbs, sigalg, dercodec.bit_string(sig))

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from certwarden.ca import der
 from certwarden.ca.keys import (
     KeyAlgorithm,
     encrypt_pkcs8,
@@ -17,6 +16,7 @@ from certwarden.ca.keys import (
     write_key_file,
 )
 from certwarden.errors import PasswordError, UsageError
+from certwarden.x509 import der
 
 
 @pytest.mark.parametrize("alg", list(KeyAlgorithm))
