@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from certwarden.ca.keys import PrivateKey, hash_for
 from certwarden.x509 import der
+from certwarden.x509.keys import PrivateKey, hash_for
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 

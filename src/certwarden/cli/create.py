@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from certwarden.x509 import create as mk
+from certwarden.x509 import keys
 
-_algorithms = click.Choice([a.value for a in mk.KeyAlgorithm])
+_algorithms = click.Choice([a.value for a in keys.KeyAlgorithm])
 passphrase_option = click.option(
     "--passphrase", envvar="CERTWARDEN_KEY_PASSPHRASE", default=None,
     help="Encrypt the private key with this passphrase (or env CERTWARDEN_KEY_PASSPHRASE).")
@@ -20,7 +21,7 @@ def _stem(out: str | None, names: tuple[str, ...]) -> Path:
     return Path(base)
 
 
-def _write_pair(issued: mk.Issued, stem: Path, passphrase: str | None,
+def _write_pair(issued: mk.CertifiedKey, stem: Path, passphrase: str | None,
                 chain: tuple[str, ...] = ()) -> None:
     cert_path, key_path = stem.with_name(stem.name + ".pem"), stem.with_name(stem.name + "-key.pem")
     mk.write_public(cert_path, (issued.certificate.pem() + "".join(chain)).encode())
@@ -43,7 +44,7 @@ def create() -> None:
 def self_signed(names: tuple[str, ...], days: int, algorithm: str, out: str | None,
                 passphrase: str | None) -> None:
     """A self-signed certificate for NAMES (DNS names or IPs)."""
-    issued = mk.self_signed(names, days=days, algorithm=mk.KeyAlgorithm(algorithm))
+    issued = mk.self_signed(names, days=days, algorithm=keys.KeyAlgorithm(algorithm))
     _write_pair(issued, _stem(out, names), passphrase)
 
 
@@ -58,7 +59,7 @@ def ca(directory: str, common_name: str, days: int, algorithm: str,
     """A local development CA (ca.pem, ca-key.pem) in DIR."""
     if os.path.exists(os.path.join(directory, "ca-key.pem")):
         raise click.UsageError(f"{directory} already holds a CA key; not overwriting it")
-    issued = mk.dev_ca(common_name, days=days, algorithm=mk.KeyAlgorithm(algorithm))
+    issued = mk.dev_ca(common_name, days=days, algorithm=keys.KeyAlgorithm(algorithm))
     mk.save_dev_ca(issued, directory, passphrase.encode() if passphrase else None)
     click.echo(f"development CA: {directory}/ca.pem (key {directory}/ca-key.pem, mode 0600)")
 
@@ -76,7 +77,7 @@ def leaf(names: tuple[str, ...], ca_dir: str, days: int, algorithm: str, client:
          out: str | None, ca_passphrase: str | None, passphrase: str | None) -> None:
     """A leaf for NAMES signed by the development CA in --ca."""
     authority = mk.load_dev_ca(ca_dir, ca_passphrase.encode() if ca_passphrase else None)
-    issued = mk.leaf(authority, names, days=days, algorithm=mk.KeyAlgorithm(algorithm),
+    issued = mk.leaf(authority, names, days=days, algorithm=keys.KeyAlgorithm(algorithm),
                      client=client)
     _write_pair(issued, _stem(out, names), passphrase)
 
@@ -88,11 +89,11 @@ def leaf(names: tuple[str, ...], ca_dir: str, days: int, algorithm: str, client:
 @passphrase_option
 def csr(names: tuple[str, ...], algorithm: str, out: str | None, passphrase: str | None) -> None:
     """A CSR for NAMES and its new private key."""
-    pem, key = mk.csr(names, algorithm=mk.KeyAlgorithm(algorithm))
+    pem, key = mk.csr(names, algorithm=keys.KeyAlgorithm(algorithm))
     stem = _stem(out, names)
     csr_path, key_path = stem.with_name(stem.name + ".csr"), stem.with_name(stem.name + "-key.pem")
     mk.write_public(csr_path, pem)
-    mk.write_private(key_path, mk.key_pem(key, passphrase.encode() if passphrase else None))
+    mk.write_private(key_path, keys.key_pem(key, passphrase.encode() if passphrase else None))
     click.echo(f"csr: {csr_path}\nprivate key: {key_path} (mode 0600)")
 
 

@@ -20,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certwarden.x509 import Certificate
 from certwarden.x509 import der as dercodec
+from certwarden.x509.keys import KeyAlgorithm, generate_private_key, key_pem
 
 PrivateKey = Any  # rsa / ec / dsa / ed25519 private key
 
@@ -36,20 +37,25 @@ _HASHES: dict[str, _Hash] = {"md5": hashes.MD5, "sha1": hashes.SHA1, "sha256": h
            "sha384": hashes.SHA384}
 
 
+_SOUND_KEYS = {"ec256": KeyAlgorithm.EC_P256, "ec384": KeyAlgorithm.EC_P384,
+               "rsa2048": KeyAlgorithm.RSA_2048, "rsa3072": KeyAlgorithm.RSA_3072,
+               "rsa4096": KeyAlgorithm.RSA_4096, "ed25519": KeyAlgorithm.ED25519}
+
+
 def make_key(spec: str) -> PrivateKey:
-    """``ec256``, ``ec384``, ``ec192``, ``rsa1024``, ``rsa2048``, ``dsa2048``, ``ed25519``."""
+    """``ec256``, ``ec384``, ``ec192``, ``rsa1024``, ``rsa2048``, ``dsa2048``, ``ed25519``.
+
+    Sound keys come from ``x509.keys`` like every other key; the weak ones (P-192, RSA under
+    2048 bits, DSA) exist only here, because the sandbox must serve what the rules flag.
+    """
+    if spec in _SOUND_KEYS:
+        return generate_private_key(_SOUND_KEYS[spec])
     if spec.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(spec[3:]))
-    if spec == "ec256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if spec == "ec384":
-        return ec.generate_private_key(ec.SECP384R1())
     if spec == "ec192":
         return ec.generate_private_key(ec.SECP192R1())
     if spec.startswith("dsa"):
         return dsa.generate_private_key(key_size=int(spec[3:]))
-    if spec == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
     raise ValueError(f"unknown key spec {spec!r}")
 
 
@@ -66,11 +72,7 @@ class Forged:
         return self.certificate.pem().encode()
 
     def key_pem(self, passphrase: bytes | None = None) -> bytes:
-        enc: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(passphrase) if passphrase
-            else serialization.NoEncryption())
-        return bytes(self.key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8, enc))
+        return key_pem(self.key, passphrase)
 
 
 def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.demo.test",),
