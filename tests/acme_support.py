@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certwarden.acme.issuer import IssuedChain
+from certwarden.acme.issuer import PemChain
 from certwarden.acme.validation import ACME_IDENTIFIER_OID, ALPN
 from certwarden.errors import CertwardenError
 
@@ -93,7 +93,7 @@ class MiniCA:
 
     def issue(self, csr_der: bytes, *, profile: str, dns_names: Sequence[str],
               ip_addresses: Sequence[str], not_before: dt.datetime | None = None,
-              not_after: dt.datetime | None = None) -> IssuedChain:
+              not_after: dt.datetime | None = None) -> PemChain:
         if profile not in self.PROFILES:
             raise CertwardenError(f"unknown profile {profile}")
         csr = x509.load_der_x509_csr(csr_der)
@@ -117,7 +117,7 @@ class MiniCA:
                 .sign(self.key, hashes.SHA256()))
         with self._lock:
             self.issued.append(cert)
-        return IssuedChain(chain=(_pem(cert), _pem(self.intermediate)),
+        return PemChain(chain=(_pem(cert), _pem(self.intermediate)),
                            alternates=((_pem(cert), _pem(self.cross)),))
 
     def revoke(self, serial: int, *, reason: int) -> None:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IssuedChain:
+class PemChain:
     """PEM certificates, leaf first; ``alternates`` are other chains to the same leaf."""
 
     chain: tuple[str, ...]
@@ -28,7 +28,7 @@ class CertificateIssuer(Protocol):
 
     def issue(self, csr_der: bytes, *, profile: str, dns_names: Sequence[str],
               ip_addresses: Sequence[str], not_before: dt.datetime | None = None,
-              not_after: dt.datetime | None = None) -> IssuedChain:
+              not_after: dt.datetime | None = None) -> PemChain:
         """Sign ``csr_der`` (already checked by the ACME core) or raise ``CertwardenError``."""
         ...
 

@@ -26,7 +26,7 @@ from certwarden.assess.forecast import forecast
 from certwarden.assess.rules import RULE_IDS
 from certwarden.cli.demo_estate import (
     HOST,
-    Estate,
+    DemoEstate,
     Sandbox,
     build_estate,
     policy_yaml,
@@ -42,7 +42,7 @@ from certwarden.x509 import Certificate, read_source
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoRun:
     assessment: Assessment
-    estate: Estate
+    estate: DemoEstate
     ports: dict[str, int]
     folder: Path
     report: Path

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from certwarden.assess import Finding, findings_by_location
 from certwarden.cli import FiniteFloatRange, emit_json, fail
-from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions, Status
+from certwarden.discovery.net import REACHED, ProbeResult, ProbeStatus, Scanner, ScanOptions
 from certwarden.discovery.net import StarttlsMode as Mode
 from certwarden.discovery.targets import (
     DEFAULT_PORTS,
@@ -92,11 +92,11 @@ class _Sink:
         for r in batch:
             certs: tuple[Certificate, ...] = ()
             status, reason = r.status, r.reason
-            if status is Status.OK:
+            if status is ProbeStatus.OK:
                 try:
                     certs = r.certificates(self.parsed)
                 except ParseError as exc:
-                    status, reason = Status.BAD_CERTIFICATE, exc.reason
+                    status, reason = ProbeStatus.BAD_CERTIFICATE, exc.reason
             if certs:
                 sg = r.sighting(now, certs)
                 if sg is not None:
@@ -104,7 +104,7 @@ class _Sink:
                     self.certs += 1
                     self.seen.append(sg)
             self.counts[str(status)] += 1
-            if status is not Status.OK:  # a success is on record as its sighting
+            if status is not ProbeStatus.OK:  # a success is on record as its sighting
                 self.inv.record_outcome(self.scan_id, r.location.uri, str(status), reason)
             if self.keep_json and status in REACHED:
                 self.json.append(_json(r, certs, status, reason))
@@ -113,7 +113,7 @@ class _Sink:
         self.inv.flush()
 
 
-def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
+def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: ProbeStatus,
           reason: str | None) -> dict[str, Any]:
     ep = r.endpoint
     return {"host": ep.host, "port": ep.port, "sni": ep.sni,
@@ -121,7 +121,7 @@ def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
             "tls_version": r.tls_version, "cipher": r.cipher, "alpn": r.alpn,
             "chain": [c.as_dict() for c in certs],
             "status": str(status),
-            "error": None if status is Status.OK else f"{status}: {reason}" if reason
+            "error": None if status is ProbeStatus.OK else f"{status}: {reason}" if reason
             else str(status)}
 
 
@@ -198,7 +198,7 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         emit_json(sink.json, json_out)
     if json_out != "-":
         _print_findings(findings)
-        errors = {k: v for k, v in sorted(sink.counts.items()) if k != Status.OK}
+        errors = {k: v for k, v in sorted(sink.counts.items()) if k != ProbeStatus.OK}
         detail = ", ".join(f"{v} {k}" for k, v in errors.items())
         click.echo(f"scan {scan_id}: {total} endpoint(s) in {elapsed:.1f}s, "
                    f"{sink.certs} certificate chain(s) stored"

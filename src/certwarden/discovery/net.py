@@ -1,6 +1,6 @@
 """The network scanner: asyncio, bounded concurrency, optional rate, typed outcomes.
 
-Every endpoint ends as one ``ProbeResult`` with a ``Status``; nothing raises out of a probe.
+Every endpoint ends as one ``ProbeResult`` with a ``ProbeStatus``; nothing raises out of a probe.
 Verification is off (a scanner must see the bad certificates too) and the whole presented
 chain is kept, leaf first.
 
@@ -37,7 +37,7 @@ from certwarden.records import Location, Sighting
 from certwarden.x509 import Certificate
 
 
-class Status(StrEnum):
+class ProbeStatus(StrEnum):
     OK = "ok"
     REFUSED = "refused"  # TCP reset on connect: nothing listens
     CONNECT_TIMEOUT = "connect-timeout"  # no answer to SYN: filtered or dead
@@ -55,12 +55,14 @@ class Status(StrEnum):
 
 
 # Outcomes where a TCP connection was made: "reached" for --json-out.
-REACHED = frozenset(Status) - {Status.REFUSED, Status.CONNECT_TIMEOUT, Status.UNREACHABLE,
-                               Status.RESOLVE_FAILED, Status.HOST_DOWN}
+REACHED = frozenset(ProbeStatus) - {ProbeStatus.REFUSED, ProbeStatus.CONNECT_TIMEOUT,
+                                    ProbeStatus.UNREACHABLE, ProbeStatus.RESOLVE_FAILED,
+                                    ProbeStatus.HOST_DOWN}
 # Worth another try with --retries: transient by nature.
-_RETRY = frozenset({Status.CONNECT_TIMEOUT, Status.RESET, Status.CLOSED,
-                    Status.HANDSHAKE_TIMEOUT})
-_DEAD = frozenset({Status.CONNECT_TIMEOUT, Status.UNREACHABLE, Status.RESOLVE_FAILED})
+_RETRY = frozenset({ProbeStatus.CONNECT_TIMEOUT, ProbeStatus.RESET, ProbeStatus.CLOSED,
+                    ProbeStatus.HANDSHAKE_TIMEOUT})
+_DEAD = frozenset({ProbeStatus.CONNECT_TIMEOUT, ProbeStatus.UNREACHABLE,
+                   ProbeStatus.RESOLVE_FAILED})
 _NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG",
                     "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNEXPECTED_RECORD",
                     "RECORD_LENGTH_MISMATCH", "BAD_PACKET_LENGTH", "ENCRYPTED_LENGTH_TOO_LONG",
@@ -92,7 +94,7 @@ class ScanOptions:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeResult:
     endpoint: Endpoint
-    status: Status
+    status: ProbeStatus
     reason: str | None = None
     starttls: Starttls | None = None  # the dialogue actually used
     chain: tuple[bytes, ...] = ()  # DER, leaf first, as presented
@@ -112,7 +114,7 @@ class ProbeResult:
 
     @property
     def error(self) -> str | None:
-        if self.status is Status.OK:
+        if self.status is ProbeStatus.OK:
             return None
         return f"{self.status}: {self.reason}" if self.reason else str(self.status)
 
@@ -142,7 +144,7 @@ class ProbeResult:
 
     def sighting(self, seen_at: dt.datetime | None = None,
                  certs: tuple[Certificate, ...] | None = None) -> Sighting | None:
-        if self.status is not Status.OK or not self.chain:
+        if self.status is not ProbeStatus.OK or not self.chain:
             return None
         certs = certs if certs is not None else self.certificates()
         extra = {} if len(certs) == len(self.chain) else {
@@ -226,7 +228,7 @@ class Scanner:
         else:
             await gate.done.wait()
             if gate.dead is not None:
-                return ProbeResult(endpoint=ep, status=Status.HOST_DOWN, reason=gate.dead)
+                return ProbeResult(endpoint=ep, status=ProbeStatus.HOST_DOWN, reason=gate.dead)
         try:
             return await self._probe(ep, gate if opener else None)
         finally:
@@ -236,13 +238,13 @@ class Scanner:
         opts = self.options
         proto = _planned_starttls(ep, opts.starttls)
         result = await self._with_retries(ep, proto, gate)
-        if (result.status is Status.NOT_TLS and proto is None
+        if (result.status is ProbeStatus.NOT_TLS and proto is None
                 and opts.starttls is StarttlsMode.AUTO):
             found = sniff(result.banner) if result.banner else await self._sniff(ep)
             if found is not None:
                 again = await self._with_retries(ep, found, None)
-                result = again if again.status is Status.OK or again.status not in (
-                    Status.CONNECT_TIMEOUT, Status.REFUSED) else result
+                result = again if again.status is ProbeStatus.OK or again.status not in (
+                    ProbeStatus.CONNECT_TIMEOUT, ProbeStatus.REFUSED) else result
         return result
 
     async def _with_retries(self, ep: Endpoint, proto: Starttls | None,
@@ -279,41 +281,41 @@ class Scanner:
                     await DIALOGUES[proto](reader, writer, ep.sni or ep.host)
                     await writer.drain()
                 elif early := _early(reader):
-                    return ProbeResult(endpoint=ep, status=Status.NOT_TLS, banner=early,
+                    return ProbeResult(endpoint=ep, status=ProbeStatus.NOT_TLS, banner=early,
                                        reason=f"the server spoke first: {_show(early)}",
                                        elapsed=time.perf_counter() - t0)
                 await writer.start_tls(self._ctx, server_hostname=ep.sni)
             tls: Any = writer.get_extra_info("ssl_object")
             chain = presented_chain(tls)
             cipher = tls.cipher()
-            status = Status.OK if chain else Status.NO_CERTIFICATE
+            status = ProbeStatus.OK if chain else ProbeStatus.NO_CERTIFICATE
             return ProbeResult(endpoint=ep, status=status, starttls=proto, chain=chain,
                                tls_version=tls.version(), cipher=cipher[0] if cipher else None,
                                alpn=tls.selected_alpn_protocol(),
                                elapsed=time.perf_counter() - t0)
         except TimeoutError:
             what = f"{proto} dialogue or TLS handshake" if proto else "TLS handshake"
-            status, reason = Status.HANDSHAKE_TIMEOUT, (
+            status, reason = ProbeStatus.HANDSHAKE_TIMEOUT, (
                 f"{what} not finished within {self.options.handshake_timeout:g}s")
         except Refused as exc:
-            status, reason = Status.STARTTLS_REFUSED, exc.reason
+            status, reason = ProbeStatus.STARTTLS_REFUSED, exc.reason
         except asyncio.IncompleteReadError:
-            status, reason = Status.CLOSED, f"closed during the {proto} dialogue"
+            status, reason = ProbeStatus.CLOSED, f"closed during the {proto} dialogue"
         except ssl.SSLError as exc:
             status, reason = _tls_failure(exc)
         except ConnectionResetError as exc:
             # asyncio reports a FIN during the handshake as a bare ConnectionResetError;
             # a real reset from the kernel carries ECONNRESET.
-            status, reason = ((Status.RESET, "connection reset by peer") if exc.errno
-                              else (Status.CLOSED, "closed by the server before TLS finished"))
+            status, reason = ((ProbeStatus.RESET, "connection reset by peer") if exc.errno
+                              else (ProbeStatus.CLOSED, "closed by the server before TLS finished"))
         except OSError as exc:
-            status, reason = Status.CLOSED, _one_line(exc)
+            status, reason = ProbeStatus.CLOSED, _one_line(exc)
         finally:
             writer.transport.abort()
         early = _early(reader) if proto is None else b""
         if early:
             # It spoke before our ClientHello got an answer: not TLS, whatever broke after.
-            status, reason = Status.NOT_TLS, f"the server spoke first: {_show(early)}"
+            status, reason = ProbeStatus.NOT_TLS, f"the server spoke first: {_show(early)}"
         return ProbeResult(endpoint=ep, status=status, reason=reason, starttls=proto,
                            elapsed=time.perf_counter() - t0, banner=early)
 
@@ -362,34 +364,34 @@ def _with(result: ProbeResult, *, attempts: int) -> ProbeResult:
                        elapsed=result.elapsed, attempts=attempts, banner=result.banner)
 
 
-def _connect_failure(exc: BaseException, timeout: float) -> tuple[Status, str]:
+def _connect_failure(exc: BaseException, timeout: float) -> tuple[ProbeStatus, str]:
     if isinstance(exc, TimeoutError):
-        return Status.CONNECT_TIMEOUT, f"no answer within {timeout:g}s"
+        return ProbeStatus.CONNECT_TIMEOUT, f"no answer within {timeout:g}s"
     if isinstance(exc, socket.gaierror):
-        return Status.RESOLVE_FAILED, _one_line(exc)
+        return ProbeStatus.RESOLVE_FAILED, _one_line(exc)
     if isinstance(exc, ConnectionRefusedError):
-        return Status.REFUSED, "connection refused"
+        return ProbeStatus.REFUSED, "connection refused"
     if isinstance(exc, ConnectionResetError) or getattr(exc, "errno", None) == errno.ECONNRESET:
-        return Status.RESET, "connection reset by peer right after connect"
+        return ProbeStatus.RESET, "connection reset by peer right after connect"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH,
                                                   errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-        return Status.UNREACHABLE, _one_line(exc)
+        return ProbeStatus.UNREACHABLE, _one_line(exc)
     if isinstance(exc, OSError) and "Multiple exceptions" in str(exc):
         # open_connection tried several addresses of a name; all refused or unreachable.
         refused = "refused" in str(exc).lower()
-        return (Status.REFUSED if refused else Status.UNREACHABLE), _one_line(exc)
-    return Status.UNREACHABLE, _one_line(exc)
+        return (ProbeStatus.REFUSED if refused else ProbeStatus.UNREACHABLE), _one_line(exc)
+    return ProbeStatus.UNREACHABLE, _one_line(exc)
 
 
-def _tls_failure(exc: ssl.SSLError) -> tuple[Status, str]:
+def _tls_failure(exc: ssl.SSLError) -> tuple[ProbeStatus, str]:
     reason = str(exc.reason or "")
     if isinstance(exc, ssl.SSLEOFError) or reason == "UNEXPECTED_EOF_WHILE_READING":
-        return Status.CLOSED, "closed by the server during the TLS handshake"
+        return ProbeStatus.CLOSED, "closed by the server during the TLS handshake"
     if isinstance(exc, ssl.SSLZeroReturnError):
-        return Status.CLOSED, "TLS connection closed during the handshake"
+        return ProbeStatus.CLOSED, "TLS connection closed during the handshake"
     if reason in _NOT_TLS_REASONS:
-        return Status.NOT_TLS, f"the server's answer is not TLS ({reason})"
-    return Status.HANDSHAKE_FAILED, reason or _one_line(exc)
+        return ProbeStatus.NOT_TLS, f"the server's answer is not TLS ({reason})"
+    return ProbeStatus.HANDSHAKE_FAILED, reason or _one_line(exc)
 
 
 def _one_line(exc: BaseException) -> str:

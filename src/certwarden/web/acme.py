@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from certwarden.acme.certificates import renewal_info
-from certwarden.acme.issuer import CertificateIssuer, IssuedChain
+from certwarden.acme.issuer import CertificateIssuer, PemChain
 from certwarden.acme.problems import AcmeProblem, ProblemType
 from certwarden.acme.server import AcmeServer, AcmeSettings, Endpoint, RequestContext
 from certwarden.acme.wire import Reply, Urls
@@ -50,7 +50,7 @@ class AuthorityIssuer:
 
     def issue(self, csr_der: bytes, *, profile: str, dns_names: Sequence[str],
               ip_addresses: Sequence[str], not_before: dt.datetime | None = None,
-              not_after: dt.datetime | None = None) -> IssuedChain:
+              not_after: dt.datetime | None = None) -> PemChain:
         lifetime = None
         if not_after is not None:
             lifetime = not_after - max(not_before or dt.datetime.now(dt.UTC),
@@ -60,7 +60,7 @@ class AuthorityIssuer:
         chain = self.authority.issue(csr_der, profile=profile,
                                      names=[*dns_names, *ip_addresses],
                                      requested_by="acme", lifetime=lifetime)
-        return IssuedChain(chain=split_pem(chain.pem()))
+        return PemChain(chain=split_pem(chain.pem()))
 
     def revoke(self, serial: int, *, reason: int) -> None:
         self.authority.revoke(serial, REASON_NAMES.get(reason, "unspecified"),
