@@ -130,7 +130,7 @@ def _pem(data: bytes, source: str, password: bytes | None) -> Parsed:
                 der = _b64(m.group(2), where)
                 if label == "TRUSTED CERTIFICATE":
                     # OpenSSL's trusted form appends trust settings after the certificate.
-                    der = der[: _der_length(der, where)]
+                    der = der[: _total_length(der, where)]
                 certs.append(Certificate.from_der(der, source=where))
             elif label in ("PKCS7", "CMS"):
                 certs.extend(_pkcs7_der(_b64(m.group(2), where), where))
@@ -158,7 +158,7 @@ def _b64(body: bytes, where: str) -> bytes:
         raise ParseError(where, "bad base64 in PEM block") from None
 
 
-def _der_length(data: bytes, where: str) -> int:
+def _total_length(data: bytes, where: str) -> int:
     """Total length of the outer DER TLV, so trailing bytes can be cut or detected."""
     if len(data) < 2 or data[0] != 0x30:
         raise ParseError(where, "not a DER SEQUENCE")
@@ -170,7 +170,7 @@ def _der_length(data: bytes, where: str) -> int:
 
 
 def _der_container(data: bytes, source: str, password: bytes | None) -> Parsed:
-    total = _der_length(data, source)
+    total = _total_length(data, source)
     if total > len(data):
         raise ParseError(source, f"truncated DER: header says {total} bytes, have {len(data)}")
     head = data[:64]
