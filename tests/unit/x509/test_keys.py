@@ -45,7 +45,7 @@ def test_development_and_ca_certificates_share_the_back_date(tmp_path: Path) -> 
                  clock=lambda: NOW)
     root = cx509.load_der_x509_certificate(ca.root.certificate_der)
     assert root.not_valid_before_utc == NOW - BACKDATE
-    assert BACKDATE == dt.timedelta(minutes=1)
+    assert dt.timedelta(minutes=1) == BACKDATE
 
 
 def test_key_pem_encrypts_with_scrypt_and_reads_back() -> None:
