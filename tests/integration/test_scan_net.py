@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from certwarden.discovery.net import ProbeResult, ProbeStatus, Scanner, ScanOptions
+from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions
 from certwarden.discovery.targets import Endpoint, Starttls
+from certwarden.records import OutcomeStatus as Status  # the one outcome vocabulary
 from certwarden.x509 import Certificate
 from discovery_support import BlackHole, Issued, Loopback, free_port, issue, server_context
 from discovery_support import starttls_server as starttls_handler
@@ -51,7 +52,7 @@ def test_full_chain_version_cipher_alpn(loop_servers: Loopback, tmp_path: Path,
     ctx.set_alpn_protocols(["h2"])
     port = loop_servers.serve(tls=ctx)
     [r] = run([ep(port, sni="leaf.scan.test")]).values()
-    assert r.status is ProbeStatus.OK, r.error
+    assert r.status is Status.OK, r.error
     assert [Certificate.from_der(d).sha256 for d in r.chain] == [
         leaf.record.sha256, inter.record.sha256, root.record.sha256]
     assert r.tls_version == "TLSv1.3"
@@ -130,13 +131,13 @@ def test_every_failure_is_a_typed_outcome(loop_servers: Loopback) -> None:
               starttls="none")
     elapsed = time.perf_counter() - t0
     by_name = {name: got[p] for name, p in ports.items()}
-    assert by_name["http"].status is ProbeStatus.NOT_TLS
-    assert by_name["garbage"].status is ProbeStatus.NOT_TLS
-    assert by_name["ssh"].status is ProbeStatus.NOT_TLS
-    assert by_name["reset"].status in (ProbeStatus.RESET, ProbeStatus.CLOSED)
-    assert by_name["hang"].status is ProbeStatus.HANDSHAKE_TIMEOUT
-    assert by_name["half"].status is ProbeStatus.CLOSED
-    assert by_name["nothing"].status is ProbeStatus.REFUSED
+    assert by_name["http"].status is Status.NOT_TLS
+    assert by_name["garbage"].status is Status.NOT_TLS
+    assert by_name["ssh"].status is Status.NOT_TLS
+    assert by_name["reset"].status in (Status.RESET, Status.CLOSED)
+    assert by_name["hang"].status is Status.HANDSHAKE_TIMEOUT
+    assert by_name["half"].status is Status.CLOSED
+    assert by_name["nothing"].status is Status.REFUSED
     assert all(r.reason for r in by_name.values())
     # All in parallel: the one that never answers costs one handshake timeout, not more.
     assert elapsed < 2.5
@@ -182,7 +183,7 @@ def test_concurrency_bound_and_rate(loop_servers: Loopback, tmp_path: Path) -> N
 def test_retries_are_counted(loop_servers: Loopback) -> None:
     port = loop_servers.serve(_half_open)
     [r] = run([ep(port)], retries=2, starttls="none").values()
-    assert r.status is ProbeStatus.CLOSED
+    assert r.status is Status.CLOSED
     assert r.attempts == 3
 
 
@@ -194,12 +195,11 @@ def test_starttls_dialogues(loop_servers: Loopback, tmp_path: Path, proto: str) 
     declining = loop_servers.serve(starttls_handler(proto, server_context(tmp_path, cert),
                                                     offer=False))
     got = run([ep(port), ep(declining)], starttls=proto, handshake_timeout=3.0)
-    assert got[port].status is ProbeStatus.OK, got[port].error
+    assert got[port].status is Status.OK, got[port].error
     assert got[port].starttls == Starttls(proto)
     assert Certificate.from_der(got[port].chain[0]) == cert.record
     assert got[port].location.uri == f"tls://127.0.0.1:{port}?starttls={proto}"
-    assert got[declining].status in (ProbeStatus.STARTTLS_REFUSED,
-                                     ProbeStatus.CLOSED), got[declining]
+    assert got[declining].status in (Status.STARTTLS_REFUSED, Status.CLOSED), got[declining]
 
 
 def test_auto_finds_starttls_by_banner_on_an_odd_port(loop_servers: Loopback,
@@ -208,8 +208,8 @@ def test_auto_finds_starttls_by_banner_on_an_odd_port(loop_servers: Loopback,
     smtp = loop_servers.serve(starttls_handler("smtp", server_context(tmp_path, cert)))
     imap = loop_servers.serve(starttls_handler("imap", server_context(tmp_path, cert)))
     got = run([ep(smtp), ep(imap)], starttls="auto", handshake_timeout=3.0)
-    assert (got[smtp].status, got[smtp].starttls) == (ProbeStatus.OK, Starttls.SMTP)
-    assert (got[imap].status, got[imap].starttls) == (ProbeStatus.OK, Starttls.IMAP)
+    assert (got[smtp].status, got[smtp].starttls) == (Status.OK, Starttls.SMTP)
+    assert (got[imap].status, got[imap].starttls) == (Status.OK, Starttls.IMAP)
 
 
 def test_cancelled_scan_leaves_no_task_behind(loop_servers: Loopback) -> None:

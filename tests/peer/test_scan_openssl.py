@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from certwarden.discovery.net import ProbeResult, ProbeStatus, Scanner, ScanOptions
+from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions
 from certwarden.discovery.targets import Endpoint
+from certwarden.records import OutcomeStatus as Status  # the one outcome vocabulary
 from certwarden.x509 import Certificate
 from discovery_support import free_port, issue, write_pem
 from tests.conftest import require_tool
@@ -77,10 +78,10 @@ def test_openssl_s_server_chain_and_versions(s_server: tuple[int, list[str], int
 
     got = asyncio.run(go())
     a, b = got[full], got[tls12]
-    assert a.status is ProbeStatus.OK, a.error
+    assert a.status is Status.OK, a.error
     assert [Certificate.from_der(d).sha256 for d in a.chain] == shas
     assert a.tls_version == "TLSv1.3"
-    assert b.status is ProbeStatus.OK, b.error
+    assert b.status is Status.OK, b.error
     assert [Certificate.from_der(d).sha256 for d in b.chain] == shas[:1]
     assert b.tls_version == "TLSv1.2"
     assert "RSA" in (b.cipher or "")
