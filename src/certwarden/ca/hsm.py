@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from certwarden.ca.errors import SignerError
-from certwarden.ca.keys import KeyAlgorithm, PrivateKey
 from certwarden.ca.signer import PublicKey
 from certwarden.errors import UsageError
+from certwarden.x509.keys import KeyAlgorithm, PrivateKey
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 _CURVES = {KeyAlgorithm.EC_P256: "secp256r1", KeyAlgorithm.EC_P384: "secp384r1"}

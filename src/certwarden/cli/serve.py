@@ -54,7 +54,7 @@ def check_bind(host: str, port: int) -> None:
 def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, str]:
     from cryptography.hazmat.primitives import serialization
 
-    from certwarden.ca.keys import KeyAlgorithm, generate_private_key
+    from certwarden.x509.keys import KeyAlgorithm, generate_private_key
 
     key = generate_private_key(KeyAlgorithm.EC_P256)
     try:
