@@ -210,7 +210,7 @@ def _serve_workers(settings: Settings, ledger: SqlLedger, http_bind: str | None,
     # Opened once here so a wrong or missing passphrase fails now, with one line.
     Publisher.open(ledger, passphrase=settings.passphrase, pin=settings.pkcs11_pin)
     try:
-        os.environ.update(settings.to_env())
+        handed = settings.to_env()
     except ValueError:  # not UTF-8, or a NUL byte, which the environment cannot hold
         fail("--workers > 1 hands the passphrase to workers in the environment: it must be "
              "UTF-8 text without NUL bytes")
@@ -218,6 +218,10 @@ def _serve_workers(settings: Settings, ledger: SqlLedger, http_bind: str | None,
     check_bind(host, port)
     ssl: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
+    # The workers inherit the environment when they are spawned; it is put back afterwards so
+    # that the passphrase and settings do not outlive the command (serve runs in-process too).
+    before = {name: os.environ.get(name) for name in handed}
+    os.environ.update(handed)
     try:
         if https_bind:
             certfile, keyfile = _https_files(_authority(settings, ledger), host, workdir)
@@ -228,6 +232,11 @@ def _serve_workers(settings: Settings, ledger: SqlLedger, http_bind: str | None,
         uvicorn.run("certwarden.cli.serve:worker_app", factory=True, host=host,
                     port=port, workers=workers, log_level="warning", access_log=False, **ssl)
     finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         for p in workdir.iterdir():
             p.unlink()
         workdir.rmdir()
