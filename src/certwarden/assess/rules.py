@@ -39,6 +39,13 @@ RULES: tuple[Rule, ...] = (
          rationale="Clients without the intermediate cached cannot build a path to a root.",
          citation="RFC 5246 §7.4.2 / RFC 8446 §4.4.2 (the server sends the chain)",
          remediation="Configure the server to send the full chain (leaf, then intermediates)."),
+    Rule(id="path-too-long", title="Chain longer than allowed", severity=_H, scope=_L,
+         check=ru.path_too_long, served_only=True,
+         rationale="Verifiers stop building a path at a fixed depth (and at an issuer's "
+                   "pathLenConstraint): they reject a longer one.",
+         citation="RFC 5280 §4.2.1.9, §6.1.4 (k)-(m); OpenSSL verify depth",
+         remediation="Serve the leaf and the intermediates of one short path only (drop "
+                     "cross-certificates and unrelated CAs from the bundle)."),
     Rule(id="expired", title="Expired", severity=_X, scope=_C, check=rc.expired,
          rationale="Every client rejects it; the service is down for them or they ignore errors.",
          citation="RFC 5280 §4.1.2.5", remediation="Renew now and automate renewal."),

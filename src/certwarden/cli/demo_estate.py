@@ -116,6 +116,15 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
                 expected=_rules("incomplete-chain")))
     add(Service(name="private-chain", leaf=leaf("lab.demo.test", issuer=lab_issuing),
                 chain=(lab_issuing, lab_root), expected=_rules("untrusted-chain")))
+    # Leaf + intermediate, the root left out (as servers should): untrusted, not incomplete.
+    add(Service(name="private-chain-no-root", leaf=leaf("lab2.demo.test", issuer=lab_issuing),
+                chain=(lab_issuing,), expected=_rules("untrusted-chain")))
+    long_chain = [issuing]
+    for i in range(9):  # nine intermediates: one more than verifiers build
+        long_chain.append(forge(subject=f"CN=Demo Tier {i},O=Demo Corp", sans=(), ca=True,
+                                issuer=long_chain[-1], not_before=now - 30 * _DAY, days=900))
+    add(Service(name="path-too-long", leaf=leaf("deep.demo.test", issuer=long_chain[-1]),
+                chain=tuple(reversed(long_chain)), expected=_rules("path-too-long")))
     add(Service(name="bad-serial", leaf=leaf("serial.demo.test", serial=1 << 165),
                 chain=(issuing,), expected=_rules("bad-serial")))
     add(Service(name="placeholder-smtp", starttls="smtp", leaf=leaf(

@@ -78,7 +78,8 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
           days: int = 60, ca: bool | None = False, hash_name: str = "sha256",
           serial: int = 0x1234_5678_9ABC, version: int = 3,
           eku: tuple[str, ...] = ("serverAuth",), self_issued_bad_signature: bool = False,
-          issuer_name: str | None = None, signer_key: PrivateKey | None = None) -> Forged:
+          issuer_name: str | None = None, signer_key: PrivateKey | None = None,
+          path_length: int | None = None) -> Forged:
     """One certificate. ``issuer=None`` is self-signed. Subject like ``CN=a,O=b``.
 
     ``self_issued_bad_signature``: issuer name = subject, but signed by another key (a
@@ -99,7 +100,8 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
          .public_key(priv.public_key()).serial_number(4242)
          .not_valid_before(nb).not_valid_after(na))
     if ca is not None:
-        b = b.add_extension(cx509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        b = b.add_extension(cx509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
+                            critical=True)
     if sans:
         b = b.add_extension(cx509.SubjectAlternativeName([_general_name(n) for n in sans]),
                             critical=False)

@@ -27,7 +27,9 @@ from certwarden.errors import ParseError, UsageError
 from certwarden.x509.parse import iter_files, read_source
 from certwarden.x509.record import Certificate, Kind, signature_verifies
 
-# Depth cap when we walk a chain ourselves; cryptography's own default is also 8.
+# The most intermediates a path may hold: cryptography's builder default (and OpenSSL's
+# default verify depth of 9 counts the leaf). Our own walk is not capped by it: it follows
+# every presented certificate, so an over-long chain is named as such, not as a gap.
 DEFAULT_MAX_DEPTH = 8
 WEAK_HASHES = frozenset({"md5", "sha1", "md2", "md4"})
 
@@ -119,6 +121,12 @@ def verify_chain(leaf: Certificate, intermediates: Sequence[Certificate], store:
     path = ([by_sha[s] for s in built if s in by_sha] if built
             else _walk(leaf, intermediates, store, when))
     problems = _diagnose(leaf, path, store, hostname, when)
+    limit = DEFAULT_MAX_DEPTH if max_depth is None else max_depth
+    if path_depth(path) > limit:
+        problems.append(Problem.PATH_TOO_LONG)
+        detail = (f"{1 + len(intermediates)} certificate(s) presented; the path from the leaf "
+                  f"holds {path_depth(path)} intermediates, more than the {limit} a verifier "
+                  "builds")
     if not valid and not any(p is not Problem.WEAK_SIGNATURE for p in problems):
         problems.append(_classify_detail(detail))
     if problems and detail is None and any(p is Problem.POLICY for p in problems):
@@ -139,7 +147,10 @@ def _diagnose(leaf: Certificate, path: list[Certificate], store: TrustStore,
         problems.append(Problem.SELF_SIGNED)
     elif not reached_anchor:
         problems.append(Problem.UNKNOWN_ISSUER)
-        if not top.self_issued:
+        # Leaf + intermediate without the root is how a server should be configured: the
+        # root is for the client to have, so its absence is an untrusted root, not a gap. A
+        # gap is a presented chain whose top is an end-entity (the intermediate is missing).
+        if not top.self_issued and (len(path) == 1 or not top.is_ca):
             problems.append(Problem.INCOMPLETE_CHAIN)
     for cert in path:
         if cert.not_after < when:
@@ -205,7 +216,7 @@ def _walk(leaf: Certificate, intermediates: Sequence[Certificate], store: TrustS
     path = [leaf]
     seen = {leaf.sha256}
     anchors = {a.sha256 for a in store.anchors}
-    while len(path) <= DEFAULT_MAX_DEPTH:
+    while len(path) <= len(pool):  # each step takes a certificate not yet on the path
         cur = path[-1]
         if cur.sha256 in anchors or cur.kind == Kind.SELF_SIGNED:
             break
@@ -256,6 +267,13 @@ def _parsed(cert: Certificate) -> cx509.Certificate:
 # itself per leaf. Keyed by the DER (the key is a function of it); bounded, cleared when full.
 _ISSUER_KEYS: dict[bytes, tuple[cx509.Certificate | None, object]] = {}
 _ISSUER_KEYS_MAX = 4096
+
+
+def path_depth(path: Sequence[Certificate]) -> int:
+    """Intermediates on a path: every certificate but the leaf and a self-issued top (root)."""
+    if len(path) < 2:
+        return 0
+    return len(path) - (2 if path[-1].self_issued else 1)
 
 
 def _path_len_violated(path: list[Certificate]) -> bool:

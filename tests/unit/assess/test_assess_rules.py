@@ -78,12 +78,22 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
                      sni="si.example.test")],
         [lambda: tls(_SELF, (), sni="self.example.test"), lambda: tls(good())]),
     "untrusted-chain": (
-        [lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT))],
+        [lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT)),
+         # issue 11 item 4: leaf + intermediate, root left out as it should be
+         lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER,))],
         [lambda: tls(good()), lambda: tls(good(), (_INTER, _ROOT)),
-         lambda: tls(_SELF, (), sni="self.example.test")]),
+         lambda: tls(_SELF, (), sni="self.example.test"),
+         lambda: _long_chain(200)]),  # path-too-long says it: one cause, one finding
     "incomplete-chain": (
-        [lambda: tls(good(), ()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER,))],
-        [lambda: tls(good()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT))]),
+        [lambda: tls(good(), ()), lambda: tls(good(issuer=_PRIV_INTER), ())],
+        [lambda: tls(good()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT)),
+         lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER,)), lambda: _long_chain(10),
+         lambda: _long_chain(200)]),  # issue 11 item 6: all presented, so nothing missing
+    "path-too-long": (
+        [lambda: _long_chain(200), lambda: _long_chain(11),
+         lambda: tls(good(issuer=_LEN0_INNER), (_LEN0_INNER, _LEN0_OUTER))],
+        [lambda: tls(good()), lambda: _long_chain(10),
+         lambda: tls(good(issuer=_LEN0_OUTER), (_LEN0_OUTER,))]),
     "expired": (
         [lambda: tls(good(not_before=NOW - 100 * DAY, days=50))],
         [lambda: tls(good())]),
@@ -161,6 +171,25 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
         [lambda: tls(good())]),
 }
 _REUSE_KEY = make_key("ec256")
+# pathLenConstraint 0 on the upper CA, yet a CA below it: one intermediate too many.
+_LEN0_OUTER = forge(subject="CN=Len0 Issuing", sans=(), ca=True, issuer=_ROOT, path_length=0,
+                    not_before=NOW - 10 * DAY, days=1000)
+_LEN0_INNER = forge(subject="CN=Len0 Sub", sans=(), ca=True, issuer=_LEN0_OUTER,
+                    not_before=NOW - 10 * DAY, days=900)
+_CHAINS: dict[int, tuple[Forged, ...]] = {}
+
+
+def _long_chain(n: int) -> Sighting:
+    """n certificates chain-0 (the trusted root) .. chain-(n-1) (the leaf), all presented."""
+    if n not in _CHAINS:
+        certs = [_ROOT]
+        for i in range(1, n - 1):
+            certs.append(forge(subject=f"CN=chain-{i}", sans=(), ca=True, issuer=certs[-1],
+                               not_before=NOW - 10 * DAY, days=1000))
+        _CHAINS[n] = tuple(certs)
+    certs_ = _CHAINS[n]
+    leaf = good(issuer=certs_[-1])
+    return tls(leaf, tuple(reversed(certs_)))
 
 
 def _key_reuse() -> tuple[Sighting, Sighting]:
