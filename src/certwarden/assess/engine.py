@@ -56,14 +56,23 @@ class Assessment:
         return [f for f in self.findings if f.severity.rank >= level.rank]
 
 
-def load_trust(policy: Policy) -> TrustStore:
-    """The policy's trust store plus its extra private anchors. Raises ``UsageError``."""
-    base = TrustStore.of((), name="none") if policy.trust == "none" else TrustStore.load(
-        policy.trust)
-    if not policy.trust_anchors:
-        return base
-    extra = TrustStore.from_paths(policy.trust_anchors, name="policy trust_anchors")
-    return TrustStore.of(base.anchors + extra.anchors, name=f"{base.name} + policy anchors")
+def load_trust(policy: Policy, *, spec: str | None = None,
+               own: Sequence[Certificate] = ()) -> TrustStore:
+    """The trust store an assessment verifies chains against. Raises ``UsageError``.
+
+    ``spec`` (``--trust FILE|DIR|system|certifi``) replaces the policy's ``trust``; the
+    policy's ``trust_anchors`` are added, and so are ``own``: the roots of certwarden's own
+    private CA, which anchor what it issued without any policy file saying so.
+    """
+    which = spec or policy.trust
+    base = TrustStore.of((), name="none") if which == "none" else TrustStore.load(which)
+    anchors, name = base.anchors, base.name
+    if policy.trust_anchors:
+        extra = TrustStore.from_paths(policy.trust_anchors, name="policy trust_anchors")
+        anchors, name = anchors + extra.anchors, f"{name} + policy anchors"
+    if own:
+        anchors, name = anchors + tuple(own), f"{name} + certwarden CA"
+    return base if name == base.name else TrustStore.of(anchors, name=name)
 
 
 class Assessor:

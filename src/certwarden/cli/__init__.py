@@ -42,6 +42,16 @@ class FiniteFloatRange(click.FloatRange):
         return number
 
 
+# ``--trust`` for every command that verifies chains (inspect, scan, report): one option,
+# one meaning. The value goes to ``TrustStore.load`` (via ``assess.load_trust``).
+TRUST_METAVAR = "FILE|DIR|system|certifi"
+trust_option = click.option(
+    "--trust", "trust", default=None, metavar=TRUST_METAVAR,
+    help="Verify chains against this trust store: a PEM/DER file or directory, the system "
+         "bundle or certifi (default: the policy's, system). The roots of certwarden's own CA "
+         "are trusted as well.")
+
+
 def emit_json(obj: Any, out: str | None = None) -> None:
     text = json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
     if out and out != "-":

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from certwarden.assess import Finding
-from certwarden.cli import FiniteFloatRange
+from certwarden.cli import FiniteFloatRange, trust_option
 from certwarden.discovery.tls_fetch import fetch_chain, split_target
 from certwarden.errors import CertwardenError, ParseError, PasswordError
 from certwarden.records import Location, Sighting
@@ -53,8 +53,7 @@ def _interactive() -> bool:
 @click.command("inspect")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per certificate.")
-@click.option("--trust", "trust", default=None, metavar="FILE|DIR",
-              help="Verify each chain against this trust store (PEM file or directory).")
+@trust_option
 @click.option("--sni", default=None, help="Server name to send for host:port sources.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per connection.",
               type=FiniteFloatRange(0.05, 600))

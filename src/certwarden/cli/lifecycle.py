@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from certwarden.ca import Authority
-from certwarden.ca.model import IssuerRole
 from certwarden.ca.profiles import resolve as resolve_profile
 from certwarden.cli import emit_json, fail
 from certwarden.cli.ca import passphrase_option, passphrase_source
@@ -20,6 +19,7 @@ from certwarden.lifecycle.trust import (
     ALL_FORMATS,
     JAVA_DEFAULT_STOREPASS,
     BundleFormat,
+    own_anchors,
     write_bundles,
 )
 from certwarden.store.ca_ledger import SqlLedger
@@ -105,8 +105,7 @@ def bundle(ctx: click.Context, out_dir: str, formats: tuple[str, ...], storepass
     from certwarden.x509 import read_source
 
     ledger = SqlLedger.open(ctx.obj.get("db_url"))
-    anchors = [Certificate.from_der(i.certificate_der) for i in ledger.issuers()
-               if i.role is IssuerRole.ROOT]
+    anchors = list(own_anchors(ledger))
     for path in extras:
         extra = read_source(path).certificates
         if not extra:  # a key file, say: naming it and adding nothing would mislead

@@ -19,7 +19,7 @@ from certwarden.assess import (
     load_trust,
 )
 from certwarden.assess.forecast import DEFAULT_YEARS, forecast, parse_years
-from certwarden.cli import Findings, fail, write_text
+from certwarden.cli import Findings, fail, trust_option, write_text
 from certwarden.records import Sighting
 from certwarden.report import ReportFormat, render
 from certwarden.report.text import forecast_table
@@ -50,8 +50,21 @@ def years_from(text: str | None) -> range:
         fail(str(exc))
 
 
-def run_assessment(db_url: str | None, policy: Policy) -> Assessment:
-    trust = load_trust(policy)
+def own_ca_anchors(db_url: str | None) -> tuple[Certificate, ...]:
+    """The roots of the CA recorded beside this inventory (none when there is no CA)."""
+    from certwarden.lifecycle.trust import own_anchors
+    from certwarden.store.ca_ledger import SqlLedger
+
+    ledger = SqlLedger.open(db_url)
+    try:
+        return own_anchors(ledger)
+    finally:
+        ledger.close()
+
+
+def run_assessment(db_url: str | None, policy: Policy, trust_spec: str | None = None,
+                   ) -> Assessment:
+    trust = load_trust(policy, spec=trust_spec, own=own_ca_anchors(db_url))
     sightings, certificates, owners = read_inventory(db_url)
     return assess(sightings, certificates=certificates, policy=with_owners(policy, owners),
                   trust=trust)
@@ -85,15 +98,17 @@ def emit(text: str, out: str | None) -> None:
               help="Policy YAML (default: the built-in policy; see --show-policy).")
 @click.option("--years", default=None, help=_YEARS_HELP)
 @click.option("--show-policy", is_flag=True, help="Print the built-in default policy and exit.")
+@trust_option
 @click.pass_context
 def report_cmd(ctx: click.Context, fmt: str, out: str | None, fail_on: str | None,
-               policy_path: str | None, years: str | None, show_policy: bool) -> None:
+               policy_path: str | None, years: str | None, show_policy: bool,
+               trust: str | None) -> None:
     """Assess the inventory against the policy and report the findings."""
     if show_policy:
         click.echo(DEFAULT_POLICY_YAML, nl=False)
         return
     span = years_from(years)
-    result = run_assessment(ctx.obj["db_url"], policy_from(policy_path))
+    result = run_assessment(ctx.obj["db_url"], policy_from(policy_path), trust)
     emit(render(result, ReportFormat(fmt), forecast(result.certificates, span)), out)
     for err in result.errors:
         click.echo(f"certwarden: not assessed: {err}", err=True)

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from certwarden.assess import Finding, findings_by_location
-from certwarden.cli import FiniteFloatRange, emit_json, fail
+from certwarden.assess import Finding, default_policy, findings_by_location, load_trust
+from certwarden.cli import FiniteFloatRange, emit_json, fail, trust_option
 from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions, Status
 from certwarden.discovery.net import StarttlsMode as Mode
 from certwarden.discovery.targets import (
@@ -161,11 +161,17 @@ async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | Non
               help="Retries after a timeout or reset.")
 @click.option("--json-out", "json_out", default=None, metavar="FILE",
               help="Write one JSON object per endpoint reached (- for stdout).")
+@trust_option
 @click.pass_context
 def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | None,
              snis: tuple[str, ...], starttls: str, concurrency: int, rate_text: str | None,
-             timeout: float, retries: int, json_out: str | None) -> None:
+             timeout: float, retries: int, json_out: str | None, trust: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
+    from certwarden.cli.report import own_ca_anchors
+
+    # Before connecting anywhere: a bad --trust is a usage error, not a lost scan.
+    policy = default_policy()
+    store = load_trust(policy, spec=trust, own=own_ca_anchors(ctx.obj.get("db_url")))
     specs = read_targets(targets)
     ports = parse_ports(ports_text) if ports_text is not None else DEFAULT_PORTS
     mode: Mode | Starttls = (Mode(starttls.lower()) if starttls.lower() in Mode.__members__
@@ -190,7 +196,7 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         elapsed = time.perf_counter() - started
     finally:
         inv.close()
-    findings = findings_by_location(sink.seen)
+    findings = findings_by_location(sink.seen, policy=policy, trust=store)
     if json_out is not None:
         for obj, uri in zip(sink.json, sink.json_uri, strict=True):
             obj["findings"] = [{"rule": f.rule, "severity": str(f.severity), "message": f.message}
