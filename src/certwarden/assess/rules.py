@@ -7,6 +7,7 @@ vector in ``tests/unit/assess/test_rules.py``.
 
 from __future__ import annotations
 
+from certwarden.assess import rules_br as br
 from certwarden.assess import rules_cert as rc
 from certwarden.assess import rules_use as ru
 from certwarden.assess.finding import Rule, Scope, Severity
@@ -71,7 +72,8 @@ RULES: tuple[Rule, ...] = (
          citation=f"RFC 5280 §4.1.2.5; {SEED}",
          remediation="Replace it with a short-lived certificate."),
     Rule(id="weak-key", title="Weak key", severity=_H, scope=_C, check=rc.weak_key,
-         rationale="RSA below 2048 bits, EC below 256 bits and DSA are breakable or withdrawn.",
+         rationale="RSA below 2048 bits, EC below 256 bits and DSA are breakable or withdrawn; "
+                   "the BRs also refuse RSA moduli not a multiple of 8 and other curves.",
          citation="CA/B TLS BR §6.1.5; NIST SP 800-131A Rev. 2; FIPS 186-5",
          remediation="Reissue with ECDSA P-256 or RSA 3072."),
     Rule(id="weak-signature", title="Weak signature hash", severity=_H, scope=_C,
@@ -94,6 +96,31 @@ RULES: tuple[Rule, ...] = (
          rationale="One key serves every host under the name: one compromise exposes all.",
          citation="RFC 6125 §7.2",
          remediation="Prefer one certificate per service from the private CA."),
+    Rule(id="leaf-eku", title="End-entity EKU missing or anyExtendedKeyUsage", severity=_M,
+         scope=_C, check=br.leaf_eku,
+         rationale="A subscriber certificate must say it is for TLS servers (serverAuth) and "
+                   "nothing else; without it any purpose goes, with anyEKU every purpose.",
+         citation="CA/B TLS BR §7.1.2.7.10 (Subscriber Certificate Extended Key Usage)",
+         remediation="Reissue with extendedKeyUsage serverAuth (and clientAuth if needed)."),
+    Rule(id="root-profile", title="Root CA certificate profile", severity=_Lo, scope=_C,
+         check=br.root_profile,
+         rationale="A root with an EKU or an issuer/serial AKI is outside the BR profile; "
+                   "clients differ in how they treat it.",
+         citation="CA/B TLS BR §7.1.2.1.2 (Root CA extensions), §7.1.2.1.3 (Root CA AKI)",
+         remediation="Re-create the root without extendedKeyUsage and with a keyIdentifier-"
+                     "only AKI (or none)."),
+    Rule(id="wildcard-public-suffix", title="Wildcard under a public suffix", severity=_H,
+         scope=_C, check=br.wildcard_public_suffix,
+         rationale="*.co.uk or *.github.io covers names of every registrant under the suffix.",
+         citation="CA/B TLS BR §3.2.2.6 (Wildcard Domain Validation); Public Suffix List",
+         remediation="Issue for the registrable domain's own names (*.example.co.uk)."),
+    Rule(id="ip-name-form", title="IP address in a non-canonical form", severity=_M,
+         scope=_C, check=br.ip_name_form,
+         rationale="An IP written as a DNS name, with a netmask, IPv4-mapped, or a CN with "
+                   "leading zeros matches nothing or something else in clients.",
+         citation="CA/B TLS BR §7.1.2.7.12, §7.1.4.3; RFC 3986 §3.2.2; RFC 5952 §4",
+         remediation="Put each address in an iPAddress SAN (4 or 16 octets) and any CN in "
+                     "canonical text."),
     Rule(id="hostname-mismatch", title="Name not covered", severity=_H, scope=_L,
          check=ru.hostname_mismatch, served_only=True,
          rationale="The name or IP the client used is not in the certificate: clients reject it.",

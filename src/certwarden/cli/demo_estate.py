@@ -125,6 +125,13 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
                                 issuer=long_chain[-1], not_before=now - 30 * _DAY, days=900))
     add(Service(name="path-too-long", leaf=leaf("deep.demo.test", issuer=long_chain[-1]),
                 chain=tuple(reversed(long_chain)), expected=_rules("path-too-long")))
+    # CA/Browser Forum BR shapes the path builder lets through.
+    add(Service(name="no-eku", leaf=leaf("noeku.demo.test", eku=()), chain=(issuing,),
+                expected=_rules("leaf-eku")))
+    add(Service(name="wildcard-public-suffix", leaf=leaf("*.test"), chain=(issuing,),
+                expected=_rules("wildcard", "wildcard-public-suffix")))
+    add(Service(name="ip-cn-leading-zeros", leaf=leaf("127.000.000.001", sans=IP_SAN),
+                chain=(issuing,), expected=_rules("ip-name-form")))
     add(Service(name="bad-serial", leaf=leaf("serial.demo.test", serial=1 << 165),
                 chain=(issuing,), expected=_rules("bad-serial")))
     add(Service(name="placeholder-smtp", starttls="smtp", leaf=leaf(
@@ -145,6 +152,10 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
     f(FileItem(name="app.pem", cert=leaf("files.demo.test"), key_mode=0o644,
                expected=_rules("private-key-exposed")))
     f(FileItem(name="demo-root.pem", cert=root))
+    f(FileItem(name="root-with-eku.pem", cert=forge(
+        subject="CN=Appliance Root,O=Demo Corp", sans=(), ca=True, eku=("serverAuth",),
+        eku_on_ca=True, not_before=now - 30 * _DAY, days=3650),
+        expected=_rules("root-profile")))
     f(FileItem(name="old-v1.pem", cert=leaf("v1.demo.test", version=1),
                expected=_rules("v1-certificate", "missing-san")))
     f(FileItem(name="legacy-sha1.pem", cert=leaf("sha1-file.demo.test", hash_name="sha1"),

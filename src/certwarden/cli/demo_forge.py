@@ -79,7 +79,7 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
           serial: int = 0x1234_5678_9ABC, version: int = 3,
           eku: tuple[str, ...] = ("serverAuth",), self_issued_bad_signature: bool = False,
           issuer_name: str | None = None, signer_key: PrivateKey | None = None,
-          path_length: int | None = None) -> Forged:
+          path_length: int | None = None, eku_on_ca: bool = False) -> Forged:
     """One certificate. ``issuer=None`` is self-signed. Subject like ``CN=a,O=b``.
 
     ``self_issued_bad_signature``: issuer name = subject, but signed by another key (a
@@ -105,7 +105,7 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
     if sans:
         b = b.add_extension(cx509.SubjectAlternativeName([_general_name(n) for n in sans]),
                             critical=False)
-    if eku and not ca:
+    if eku and (not ca or eku_on_ca):  # a CA with an EKU is outside the BR root profile
         b = b.add_extension(cx509.ExtendedKeyUsage(
             [getattr(ExtendedKeyUsageOID, _EKU[e]) for e in eku]), critical=False)
     b = b.add_extension(cx509.SubjectKeyIdentifier.from_public_key(priv.public_key()),
@@ -125,7 +125,8 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
 
 
 _EKU = {"serverAuth": "SERVER_AUTH", "clientAuth": "CLIENT_AUTH",
-        "emailProtection": "EMAIL_PROTECTION", "codeSigning": "CODE_SIGNING"}
+        "emailProtection": "EMAIL_PROTECTION", "codeSigning": "CODE_SIGNING",
+        "anyExtendedKeyUsage": "ANY_EXTENDED_KEY_USAGE"}
 
 
 def _name(text: str) -> cx509.Name:

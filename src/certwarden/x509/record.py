@@ -22,7 +22,7 @@ from typing import Any
 from cryptography import x509 as cx509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from certwarden.errors import ParseError
 from certwarden.x509.der import name_atoms, tbs_of, tbs_parts
@@ -180,6 +180,21 @@ class Certificate:
     @property
     def extensions(self) -> tuple[Extension, ...]:
         return self._ext.extensions
+
+    @property
+    def aki_issuer_serial(self) -> bool:
+        """The AKI names the issuer by authorityCertIssuer / authorityCertSerialNumber."""
+        return self._ext.aki_issuer_serial
+
+    @property
+    def crl_urls(self) -> tuple[str, ...]:
+        """http(s)/ldap URIs of the CRL distribution points, in certificate order."""
+        return self._ext.crl_urls
+
+    @property
+    def ocsp_urls(self) -> tuple[str, ...]:
+        """The AIA OCSP responder URIs."""
+        return self._ext.ocsp_urls
 
     @cached_property
     def key(self) -> PublicKeyInfo:
@@ -412,6 +427,9 @@ class _Ext:
     eku: tuple[str, ...] = ()
     ski: str | None = None
     aki: str | None = None
+    aki_issuer_serial: bool = False
+    crl_urls: tuple[str, ...] = ()
+    ocsp_urls: tuple[str, ...] = ()
     extensions: tuple[Extension, ...] = ()
 
 
@@ -456,8 +474,19 @@ def _read_extension(out: _Ext, ext: cx509.Extension[cx509.ExtensionType]) -> Non
         out.eku = tuple(_oid_name(o) for o in value)
     elif isinstance(value, cx509.SubjectKeyIdentifier):
         out.ski = value.digest.hex()
-    elif isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier:
-        out.aki = value.key_identifier.hex()
+    elif isinstance(value, cx509.AuthorityKeyIdentifier):
+        if value.key_identifier:
+            out.aki = value.key_identifier.hex()
+        out.aki_issuer_serial = (value.authority_cert_issuer is not None
+                                 or value.authority_cert_serial_number is not None)
+    elif isinstance(value, cx509.CRLDistributionPoints):
+        out.crl_urls = tuple(n.value for dp in value for n in dp.full_name or ()
+                             if isinstance(n, cx509.UniformResourceIdentifier))
+    elif isinstance(value, cx509.AuthorityInformationAccess):
+        out.ocsp_urls = tuple(d.access_location.value for d in value
+                              if d.access_method == AuthorityInformationAccessOID.OCSP
+                              and isinstance(d.access_location,
+                                             cx509.UniformResourceIdentifier))
 
 
 def _oid_name(oid: cx509.ObjectIdentifier) -> str:
