@@ -160,7 +160,8 @@ async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | Non
 @click.option("--retries", default=0, show_default=True, type=click.IntRange(0, 10),
               help="Retries after a timeout or reset.")
 @click.option("--json-out", "json_out", default=None, metavar="FILE",
-              help="Write one JSON object per endpoint reached (- for stdout).")
+              help="Write ONE JSON array (not JSON Lines) holding an object per endpoint "
+                   "reached (- for stdout); `jq -c '.[]'` turns it into lines.")
 @trust_option
 @click.pass_context
 def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | None,
