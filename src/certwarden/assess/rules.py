@@ -47,6 +47,12 @@ RULES: tuple[Rule, ...] = (
          citation="RFC 5280 §4.2.1.9, §6.1.4 (k)-(m); OpenSSL verify depth",
          remediation="Serve the leaf and the intermediates of one short path only (drop "
                      "cross-certificates and unrelated CAs from the bundle)."),
+    Rule(id="revoked", title="Revoked by its CA", severity=_X, scope=_L, check=ru.revoked,
+         rationale="Its issuer has withdrawn it (key compromise, misissuance, retirement): "
+                   "clients that check revocation refuse it, the rest are exposed.",
+         citation="RFC 5280 §3.3, §5, §6.3; RFC 6960 (OCSP)",
+         remediation="Replace it now with a fresh key (certwarden replace); find why it "
+                     "was revoked before reusing anything of it."),
     Rule(id="expired", title="Expired", severity=_X, scope=_C, check=rc.expired,
          rationale="Every client rejects it; the service is down for them or they ignore errors.",
          citation="RFC 5280 §4.1.2.5", remediation="Renew now and automate renewal."),

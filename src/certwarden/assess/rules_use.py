@@ -191,6 +191,34 @@ def cert_sprawl(t: Target) -> Iterator[Hit]:
                   evidence={"locations": str(n), "threshold": str(limit)})
 
 
+def revoked(t: Target) -> Iterator[Hit]:
+    """Its CA says it is revoked: our own ledger, a verified CRL or OCSP answer (engine)."""
+    index = t.revocations
+    if index is None:
+        return
+    c = t.certificate
+    path = t.chain.chain if t.chain is not None else (c,)
+    issuer = path[1] if len(path) > 1 else None
+    hit = index.lookup(c, issuer, t.now)
+    where = "it is"
+    if hit is None and t.served:
+        # An issuer of the served chain revoked is every leaf under it revoked.
+        for child, parent in zip(path[1:], (*path[2:], None), strict=True):
+            hit = index.lookup(child, parent, t.now)
+            if hit is not None:
+                where = f"its issuer {child.subject} is"
+                break
+    if hit is None:
+        return
+    why = f" ({hit.reason})" if hit.reason else ""
+    yield Hit(message=f"{where} revoked since {hit.revoked_at:%Y-%m-%d %H:%M}Z{why}, "
+                      f"per {hit.source} {hit.origin}",
+              evidence={"serial": format(hit.serial, "x"), "revoked_at":
+                        hit.revoked_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "reason": hit.reason or "unspecified", "source": str(hit.source),
+                        "origin": hit.origin})
+
+
 def no_check(t: Target) -> Iterator[Hit]:
     """Policy-scope rules are about the policy, not a certificate (see engine)."""
     return iter(())

@@ -26,6 +26,7 @@ from cryptography.x509 import verification as cv
 from certwarden.errors import ParseError, UsageError
 from certwarden.x509.parse import iter_files, read_source
 from certwarden.x509.record import Certificate, Kind, signature_verifies
+from certwarden.x509.revocation import Crl, crl_verdicts
 
 # The most intermediates a path may hold: cryptography's builder default (and OpenSSL's
 # default verify depth of 9 counts the leaf). Our own walk is not capped by it: it follows
@@ -45,6 +46,8 @@ class Problem(StrEnum):
     NOT_A_CA = "not-a-ca"
     PATH_TOO_LONG = "path-too-long"
     WEAK_SIGNATURE = "weak-signature"
+    REVOKED = "revoked"  # a CRL given to verify_chain lists a certificate on the path
+    BAD_CRL = "bad-crl"  # a CRL given for an issuer on the path cannot be used (see detail)
     POLICY = "policy"  # anything else the RFC 5280 / Web PKI builder refused (see ``detail``)
 
 
@@ -111,8 +114,14 @@ def _system_bundle() -> str:
 
 def verify_chain(leaf: Certificate, intermediates: Sequence[Certificate], store: TrustStore, *,
                  hostname: str | None = None, at: dt.datetime | None = None,
-                 max_depth: int | None = None, client: bool = False) -> VerifyResult:
-    """Verify ``leaf`` (+ the untrusted ``intermediates`` presented) against ``store``."""
+                 max_depth: int | None = None, client: bool = False,
+                 crls: Sequence[Crl] = ()) -> VerifyResult:
+    """Verify ``leaf`` (+ the untrusted ``intermediates`` presented) against ``store``.
+
+    ``crls`` are honoured for every certificate on the path whose issuer they belong to: a
+    listed serial is ``revoked``; a CRL that may not be used (issuer without cRLSign, a
+    critical extension not understood, no CRL number, bad signature, stale) is ``bad-crl``.
+    """
     # RFC 5280 validity has one-second granularity: compare at that granularity.
     when = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     valid, detail, built = _builder_verdict(leaf, intermediates, store, hostname, when,
@@ -127,6 +136,15 @@ def verify_chain(leaf: Certificate, intermediates: Sequence[Certificate], store:
         detail = (f"{1 + len(intermediates)} certificate(s) presented; the path from the leaf "
                   f"holds {path_depth(path)} intermediates, more than the {limit} a verifier "
                   "builds")
+    if crls:
+        revoked, unusable = crl_verdicts(path, crls, when)
+        if revoked:
+            problems.append(Problem.REVOKED)
+            detail = "; ".join(f"serial {r.serial:x} revoked {r.revoked_at:%Y-%m-%d}"
+                               + (f" ({r.reason})" if r.reason else "") for r in revoked)
+        if unusable:
+            problems.append(Problem.BAD_CRL)
+            detail = "; ".join(filter(None, (detail, *unusable)))
     if not valid and not any(p is not Problem.WEAK_SIGNATURE for p in problems):
         problems.append(_classify_detail(detail))
     if problems and detail is None and any(p is Problem.POLICY for p in problems):

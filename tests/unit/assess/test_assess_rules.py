@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import ipaddress
 from collections.abc import Callable
 
@@ -22,6 +23,7 @@ from certwarden.assess.policy import Owner
 from certwarden.cli.demo_forge import Forged, forge, make_key
 from certwarden.records import KeyFile, Location, Sighting
 from certwarden.x509 import Certificate
+from certwarden.x509.revocation import Crl, RevocationIndex, RevocationSource, Revoked
 from certwarden.x509.verify import TrustStore
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -66,8 +68,35 @@ def run(rule: str, sighting: Sighting, *, policy: Policy | None = None,
     a = Assessor(policy=policy, trust=TRUST, estate=estate, now=NOW)
     owner = policy.owner_of(sighting.location.uri)
     t = Target(certificate=sighting.certificate, sighting=sighting, estate=estate,
-               policy=policy, now=NOW, owner=owner, chain=a._chain(sighting))
+               policy=policy, now=NOW, owner=owner, chain=a._chain(sighting),
+               revocations=_revocations())
     return [h.message for h in RULES_BY_ID[rule].check(t)]
+
+
+_LEDGER_REVOKED, _CRL_REVOKED = 0xDEAD01, 0xC41
+
+
+@functools.cache
+def _revocations() -> RevocationIndex:
+    """What every vector's run knows is revoked: one serial in our CA's ledger, one in a CRL
+    of the trusted issuing CA (checked against that issuer before it counts)."""
+    inter = _INTER.certificate
+    assert inter.subject_key_id is not None
+    ledger = Revoked(serial=_LEDGER_REVOKED, revoked_at=NOW - DAY, reason="keyCompromise",
+                     source=RevocationSource.LEDGER, origin="certwarden CA ledger")
+    crl = (cx509.CertificateRevocationListBuilder()
+           .issuer_name(cx509.load_der_x509_certificate(inter.der).subject)
+           .last_update(NOW - DAY).next_update(NOW + 6 * DAY)
+           .add_extension(cx509.CRLNumber(7), critical=False)
+           .add_revoked_certificate(cx509.RevokedCertificateBuilder()
+                                    .serial_number(_CRL_REVOKED)
+                                    .revocation_date(NOW - 3 * DAY).build())
+           .sign(_INTER.key, hashes.SHA256()))
+    return RevocationIndex(
+        listed={(inter.subject_key_id, _LEDGER_REVOKED): ledger},
+        crls=(Crl.from_bytes(crl.public_bytes(serialization.Encoding.DER),
+                             origin="http://127.0.0.1/inter.crl"),),
+        issuers={inter.subject: (inter,)})
 
 
 # rule id -> (vectors that must fire, vectors that must not). Each vector builds a Sighting.
@@ -100,6 +129,12 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
          lambda: tls(good(issuer=_LEN0_INNER), (_LEN0_INNER, _LEN0_OUTER))],
         [lambda: tls(good()), lambda: _long_chain(10),
          lambda: tls(good(issuer=_LEN0_OUTER), (_LEN0_OUTER,))]),
+    "revoked": (
+        [lambda: tls(good(serial=_LEDGER_REVOKED)), lambda: file(good(serial=_CRL_REVOKED)),
+         lambda: tls(good(serial=_CRL_REVOKED))],
+        [lambda: tls(good()), lambda: file(good()),
+         # the same serial under another issuer is another certificate
+         lambda: tls(good(issuer=_PRIV_INTER, serial=_CRL_REVOKED), (_PRIV_INTER,))]),
     "expired": (
         [lambda: tls(good(not_before=NOW - 100 * DAY, days=50))],
         [lambda: tls(good())]),
