@@ -25,6 +25,7 @@ from certwarden.report import ReportFormat, render
 from certwarden.report.text import forecast_table
 from certwarden.store.inventory import Inventory
 from certwarden.x509 import Certificate
+from certwarden.x509.revocation import RevocationIndex
 
 _SEVERITIES = [s.value for s in Severity]
 _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
@@ -62,12 +63,31 @@ def own_ca_anchors(db_url: str | None) -> tuple[Certificate, ...]:
         ledger.close()
 
 
+def revocations_for(db_url: str | None, policy: Policy, sightings: list[Sighting],
+                    certificates: list[Certificate]) -> RevocationIndex:
+    """Our CA's ledger, plus the CRLs and OCSP answers the policy opts in to fetching."""
+    from certwarden.lifecycle.revocation import fetcher_for, gather
+    from certwarden.store.ca_ledger import SqlLedger
+    from certwarden.store.db import data_dir
+
+    fetcher = fetcher_for(policy, cache_dir=data_dir() / "revocation-cache")
+    ledger = SqlLedger.open(db_url)
+    try:
+        found = gather(sightings, certificates, ledger=ledger, fetcher=fetcher)
+    finally:
+        ledger.close()
+    for note in found.notes:
+        click.echo(f"certwarden: revocation: {note}", err=True)
+    return found.index
+
+
 def run_assessment(db_url: str | None, policy: Policy, trust_spec: str | None = None,
                    ) -> Assessment:
     trust = load_trust(policy, spec=trust_spec, own=own_ca_anchors(db_url))
     sightings, certificates, owners = read_inventory(db_url)
+    revocations = revocations_for(db_url, policy, sightings, certificates)
     return assess(sightings, certificates=certificates, policy=with_owners(policy, owners),
-                  trust=trust)
+                  trust=trust, revocations=revocations)
 
 
 def with_owners(policy: Policy, owners: dict[str, tuple[str, str | None]]) -> Policy:

@@ -168,7 +168,7 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
              snis: tuple[str, ...], starttls: str, concurrency: int, rate_text: str | None,
              timeout: float, retries: int, json_out: str | None, trust: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
-    from certwarden.cli.report import own_ca_anchors
+    from certwarden.cli.report import own_ca_anchors, revocations_for
 
     # Before connecting anywhere: a bad --trust is a usage error, not a lost scan.
     policy = default_policy()
@@ -197,7 +197,9 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         elapsed = time.perf_counter() - started
     finally:
         inv.close()
-    findings = findings_by_location(sink.seen, policy=policy, trust=store)
+    findings = findings_by_location(
+        sink.seen, policy=policy, trust=store,
+        revocations=revocations_for(ctx.obj.get("db_url"), policy, sink.seen, []))
     if json_out is not None:
         for obj, uri in zip(sink.json, sink.json_uri, strict=True):
             obj["findings"] = [{"rule": f.rule, "severity": str(f.severity), "message": f.message}
