@@ -99,3 +99,24 @@ def test_bad_trust_is_one_line_exit_2(estate: Path, command: list[str],
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "missing.pem" in err
+
+
+def test_a_certificate_our_ca_revoked_is_revoked_in_scan_and_report(
+        estate: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 11 item 13: our own CA's ledger is read directly, no CRL or OCSP fetch needed."""
+    assert main(["ca", "init", "--name", "Own CA"]) == 0
+    srv = estate / "srv.pem"
+    assert main(["ca", "issue", "--name", "localhost", "--name", "127.0.0.1",
+                 "--out", str(srv)]) == 0
+    chain = srv.read_text()
+    key = (estate / "srv.key").read_bytes()
+    with TLSServer(chain, key, estate / "tls") as server:
+        assert "revoked" not in _scan_findings(server.port, capsys)
+        assert main(["ca", "revoke", str(srv), "--reason", "keyCompromise"]) == 0
+        assert "revoked" in _scan_findings(server.port, capsys)
+    [finding] = [f for f in _report(capsys) if f["rule"] == "revoked"]
+    assert finding["severity"] == "critical"
+    evidence = finding["evidence"]
+    assert isinstance(evidence, dict)
+    assert evidence["source"] == "ledger"
+    assert evidence["reason"] == "keyCompromise"

@@ -203,8 +203,8 @@ def revoked(t: Target) -> Iterator[Hit]:
     where = "it is"
     if hit is None and t.served:
         # An issuer of the served chain revoked is every leaf under it revoked.
-        for child, parent in zip(path[1:], (*path[2:], None), strict=True):
-            hit = index.lookup(child, parent, t.now)
+        for i, child in enumerate(path[1:], start=1):
+            hit = index.lookup(child, path[i + 1] if i + 1 < len(path) else None, t.now)
             if hit is not None:
                 where = f"its issuer {child.subject} is"
                 break

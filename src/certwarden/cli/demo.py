@@ -26,6 +26,7 @@ from certwarden.assess.forecast import forecast
 from certwarden.assess.rules import RULE_IDS
 from certwarden.cli.demo_estate import (
     HOST,
+    CrlPublisher,
     Estate,
     Sandbox,
     build_estate,
@@ -34,6 +35,7 @@ from certwarden.cli.demo_estate import (
 )
 from certwarden.discovery.tls_fetch import fetch_chain, presented_chain, scanner_context
 from certwarden.errors import CertwardenError, ConnectError, ParseError, UsageError
+from certwarden.lifecycle.revocation import fetcher_for, gather
 from certwarden.records import KeyFile, Location, LocationKind, Sighting
 from certwarden.report import ReportFormat, build, render, to_html
 from certwarden.x509 import Certificate, read_source
@@ -76,7 +78,8 @@ class DemoRun:
 def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
     started = time.monotonic()
     now = dt.datetime.now(dt.UTC)
-    estate = build_estate(now)
+    crls = CrlPublisher()
+    estate = build_estate(now, crl_url=crls.url)
     folder = workdir / "estate-files"
     write_folder(estate, folder)
     anchor = workdir / "trust" / "demo-corp-root.pem"
@@ -84,6 +87,7 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
     anchor.write_bytes(estate.root.pem())
     sandbox = Sandbox(estate, workdir / "service-keys")
     try:
+        crls.start(estate.crl_der)
         sandbox.start()
         if echo:
             click.echo(f"sandbox: {len(sandbox.ports)} TLS services on {HOST} "
@@ -98,12 +102,15 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
             certificates: list[Certificate] = []
         else:
             sightings, certificates, how = found
+        policy = parse_policy(policy_path.read_text(encoding="utf-8"),
+                              source=str(policy_path), known_rules=RULE_IDS)
+        revocations = gather(sightings, certificates, ledger=None,
+                             fetcher=fetcher_for(policy)).index
     finally:
         sandbox.stop()
-    policy = parse_policy(policy_path.read_text(encoding="utf-8"), source=str(policy_path),
-                          known_rules=RULE_IDS)
+        crls.stop()
     result = assess(sightings, certificates=certificates, policy=policy,
-                    trust=load_trust(policy))
+                    trust=load_trust(policy), revocations=revocations)
     report = workdir / "report.html"
     report.write_text(to_html(build(result, forecast(result.certificates))), encoding="utf-8")
     return DemoRun(assessment=result, estate=estate, ports=dict(sandbox.ports), folder=folder,

@@ -47,14 +47,19 @@ class Estate:
     services: list[Service] = field(default_factory=list)
     files: list[FileItem] = field(default_factory=list)
     policy_findings: frozenset[str] = frozenset({"exception-expired"})
+    crl_der: bytes = b""  # the issuing CA's CRL, served by ``CrlPublisher``
 
 
 def _rules(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def build_estate(now: dt.datetime | None = None) -> Estate:
-    """Forge every certificate of the estate (about a second of key generation)."""
+def build_estate(now: dt.datetime | None = None, *, crl_url: str | None = None) -> Estate:
+    """Forge every certificate of the estate (about a second of key generation).
+
+    ``crl_url``: where the issuing CA's CRL is published (``CrlPublisher``); the revoked
+    service's leaf points there, and the CRL lists it.
+    """
     now = now or dt.datetime.now(dt.UTC)
     nb = now - _DAY
     root = forge(subject="CN=Demo Corp Root CA,O=Demo Corp", sans=(), ca=True,
@@ -132,6 +137,12 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
                 expected=_rules("wildcard", "wildcard-public-suffix")))
     add(Service(name="ip-cn-leading-zeros", leaf=leaf("127.000.000.001", sans=IP_SAN),
                 chain=(issuing,), expected=_rules("ip-name-form")))
+    revoked_serial = 0x5EED_0001
+    if crl_url:
+        add(Service(name="revoked", leaf=leaf("revoked.demo.test", serial=revoked_serial,
+                                              crl_url=crl_url),
+                    chain=(issuing,), expected=_rules("revoked")))
+        e.crl_der = _crl(issuing, now, revoked_serial)
     add(Service(name="bad-serial", leaf=leaf("serial.demo.test", serial=1 << 165),
                 chain=(issuing,), expected=_rules("bad-serial")))
     add(Service(name="placeholder-smtp", starttls="smtp", leaf=leaf(
@@ -165,6 +176,54 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
     return e
 
 
+def _crl(issuer: Forged, now: dt.datetime, *serials: int) -> bytes:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    b = (cx509.CertificateRevocationListBuilder()
+         .issuer_name(cx509.load_der_x509_certificate(issuer.der).subject)
+         .last_update(now - _DAY).next_update(now + 7 * _DAY)
+         .add_extension(cx509.CRLNumber(1), critical=False))
+    for serial in serials:
+        b = b.add_revoked_certificate(cx509.RevokedCertificateBuilder().serial_number(serial)
+                                      .revocation_date(now - _DAY).build())
+    return b.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+class CrlPublisher:
+    """The issuing CA's CRL over HTTP on 127.0.0.1 (bound first: the leaves carry its URL)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        publisher = self
+        self.body = b""
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # the demo prints its own summary
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(publisher.body)))
+                self.end_headers()
+                self.wfile.write(publisher.body)
+
+        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.url = f"http://{HOST}:{self._server.server_address[1]}/issuing.crl"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self, body: bytes) -> None:
+        self.body = body
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+
 def policy_yaml(estate: Estate, folder: Path, anchor: Path, ports: dict[str, int],
                 today: dt.date) -> str:
     """The demo's policy: trusts the Demo Corp root, names owners, carries two exceptions."""
@@ -184,6 +243,9 @@ owners:
 {owners}
   - {{match: "file://{folder}/*", team: storage, contact: storage@demo.test}}
 # tls://{HOST}:{shadow} has no owner on purpose: it is the shadow certificate.
+revocation:
+  fetch: true                  # the demo's CRL is published on loopback
+  allow: ["{HOST}/32"]
 exceptions:
   - location: "file://{folder}/excepted-selfsigned.pem"
     rules: [self-signed]

@@ -79,7 +79,8 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
           serial: int = 0x1234_5678_9ABC, version: int = 3,
           eku: tuple[str, ...] = ("serverAuth",), self_issued_bad_signature: bool = False,
           issuer_name: str | None = None, signer_key: PrivateKey | None = None,
-          path_length: int | None = None, eku_on_ca: bool = False) -> Forged:
+          path_length: int | None = None, eku_on_ca: bool = False,
+          crl_url: str | None = None) -> Forged:
     """One certificate. ``issuer=None`` is self-signed. Subject like ``CN=a,O=b``.
 
     ``self_issued_bad_signature``: issuer name = subject, but signed by another key (a
@@ -113,6 +114,10 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
     if issuer is not None:
         b = b.add_extension(cx509.AuthorityKeyIdentifier.from_issuer_public_key(
             issuer.key.public_key()), critical=False)
+    if crl_url:
+        b = b.add_extension(cx509.CRLDistributionPoints([cx509.DistributionPoint(
+            full_name=[cx509.UniformResourceIdentifier(crl_url)], relative_name=None,
+            reasons=None, crl_issuer=None)]), critical=False)
     if ca:
         b = b.add_extension(cx509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,

@@ -74,6 +74,8 @@ def run(rule: str, sighting: Sighting, *, policy: Policy | None = None,
 
 
 _LEDGER_REVOKED, _CRL_REVOKED = 0xDEAD01, 0xC41
+_REVOKED_SUB = forge(subject="CN=Revoked Sub CA", sans=(), ca=True, issuer=_INTER,
+                     serial=_LEDGER_REVOKED, not_before=NOW - 10 * DAY, days=500)
 
 
 @functools.cache
@@ -131,8 +133,11 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
          lambda: tls(good(issuer=_LEN0_OUTER), (_LEN0_OUTER,))]),
     "revoked": (
         [lambda: tls(good(serial=_LEDGER_REVOKED)), lambda: file(good(serial=_CRL_REVOKED)),
-         lambda: tls(good(serial=_CRL_REVOKED))],
+         lambda: tls(good(serial=_CRL_REVOKED)),
+         # a revoked intermediate in the served chain revokes every leaf under it
+         lambda: tls(good(issuer=_REVOKED_SUB), (_REVOKED_SUB, _INTER))],
         [lambda: tls(good()), lambda: file(good()),
+         lambda: tls(_SELF, (), sni="self.example.test"), lambda: tls(good(), ()),
          # the same serial under another issuer is another certificate
          lambda: tls(good(issuer=_PRIV_INTER, serial=_CRL_REVOKED), (_PRIV_INTER,))]),
     "expired": (
