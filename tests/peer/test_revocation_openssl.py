@@ -251,3 +251,62 @@ def test_report_fetches_crl_and_ocsp_only_when_the_policy_allows(
     crl_gets = publisher.requests.count("GET /root.crl")
     _revoked_findings(tmp_path, capsys, "--policy", str(opened))
     assert publisher.requests.count("GET /root.crl") == crl_gets
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_scan_reads_the_ocsp_response_openssl_s_server_staples(
+        publisher: Publisher, openssl: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``s_server -status_file``: the staple is openssl's own OCSP answer (revoked)."""
+    import time
+
+    d = publisher.root
+    _make_root(openssl, d, "root")
+    leaf = _make_leaf(openssl, d, "stapled.test", 0x4001)
+    _revoke(openssl, d, leaf)
+    _run(openssl, d, "ocsp", "-issuer", "root.pem", "-cert", str(leaf), "-reqout", "req.der",
+         "-no_nonce")
+    _run(openssl, d, "ocsp", "-index", "index.txt", "-rsigner", "root.pem", "-rkey",
+         "root.key", "-CA", "root.pem", "-reqin", "req.der", "-respout", "staple.der")
+    port = _free_port()
+    server = subprocess.Popen([openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert",
+                               str(leaf), "-key", str(d / "stapled.test.key"), "-cert_chain",
+                               str(d / "root.pem"), "-status_file", str(d / "staple.der"),
+                               "-quiet"], cwd=d, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "s_server did not listen"
+            time.sleep(0.1)
+        db = ["--db", f"sqlite:///{tmp_path / 'inv.db'}"]
+
+        def scan(*extra: str) -> dict[str, object]:
+            capsys.readouterr()
+            assert main([*db, "scan", f"127.0.0.1:{port}", "--sni", "stapled.test",
+                         "--starttls", "none", "--json-out", "-", *extra]) == 0
+            [endpoint] = json.loads(capsys.readouterr().out)
+            return dict(endpoint)
+
+        plain = scan()
+        assert "revoked" not in {f["rule"] for f in plain["findings"]}  # type: ignore[attr-defined]
+        stapled = scan("--ocsp-staple")
+        [finding] = [f for f in stapled["findings"]  # type: ignore[attr-defined]
+                     if f["rule"] == "revoked"]
+        assert "ocsp-stapled" in finding["message"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert publisher.requests == []  # a staple needs no fetch

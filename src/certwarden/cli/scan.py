@@ -55,8 +55,10 @@ def _rate(text: str | None) -> float | None:
 class _Sink:
     """Streams results into the inventory in batches, from a worker thread."""
 
-    def __init__(self, inv: Inventory, scan_id: int, keep_json: bool) -> None:
+    def __init__(self, inv: Inventory, scan_id: int, keep_json: bool,
+                 staple_timeout: float | None = None) -> None:
         self.inv, self.scan_id, self.keep_json = inv, scan_id, keep_json
+        self.staple_timeout = staple_timeout  # ask for stapled OCSP (one more hello each)
         self.pending: list[ProbeResult] = []
         self.last = time.monotonic()
         self.json: list[dict[str, Any]] = []
@@ -102,15 +104,40 @@ class _Sink:
                 if sg is not None:
                     sightings.append(sg)
                     self.certs += 1
-                    self.seen.append(sg)
             self.counts[str(status)] += 1
             if status is not Status.OK:  # a success is on record as its sighting
                 self.inv.record_outcome(self.scan_id, r.location.uri, str(status), reason)
             if self.keep_json and status in REACHED:
                 self.json.append(_json(r, certs, status, reason))
                 self.json_uri.append(r.location.uri)
+        if self.staple_timeout is not None:
+            sightings = _with_staples(sightings, self.staple_timeout)
+        self.seen.extend(sightings)
         self.inv.add_sightings(self.scan_id, sightings)
         self.inv.flush()
+
+
+def _with_staples(sightings: list[Sighting], timeout: float) -> list[Sighting]:
+    """Each implicit-TLS sighting with the OCSP response its server staples, if any."""
+    import base64
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from certwarden.discovery.ocsp_staple import fetch_staple
+
+    def one(sg: Sighting) -> Sighting:
+        loc = sg.location
+        if loc.starttls or loc.host is None or loc.port is None:
+            return sg  # the staple probe speaks TLS from the first byte only
+        der = fetch_staple(loc.host, loc.port, sni=loc.sni, timeout=timeout)
+        if der is None:
+            return sg
+        return dataclasses.replace(sg, extra={**sg.extra,
+                                              "ocsp_staple": base64.b64encode(der).decode()})
+
+    # The batch's probes in parallel: each costs at most a connect + one round trip.
+    with ThreadPoolExecutor(max_workers=min(32, max(1, len(sightings)))) as pool:
+        return list(pool.map(one, sightings))
 
 
 def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
@@ -162,11 +189,15 @@ async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | Non
 @click.option("--json-out", "json_out", default=None, metavar="FILE",
               help="Write ONE JSON array (not JSON Lines) holding an object per endpoint "
                    "reached (- for stdout); `jq -c '.[]'` turns it into lines.")
+@click.option("--ocsp-staple", "ocsp_staple", is_flag=True,
+              help="Also ask each TLS endpoint for its stapled OCSP response (one more TLS "
+                   "1.2 hello per endpoint); a revoked staple is a `revoked` finding.")
 @trust_option
 @click.pass_context
 def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | None,
              snis: tuple[str, ...], starttls: str, concurrency: int, rate_text: str | None,
-             timeout: float, retries: int, json_out: str | None, trust: str | None) -> None:
+             timeout: float, retries: int, json_out: str | None, ocsp_staple: bool,
+             trust: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
     from certwarden.cli.report import own_ca_anchors, revocations_for
 
@@ -184,7 +215,8 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
     inv = Inventory.open(ctx.obj.get("db_url"))
     try:
         scan_id = inv.start_scan("net", list(targets))
-        sink = _Sink(inv, scan_id, keep_json=json_out is not None)
+        sink = _Sink(inv, scan_id, keep_json=json_out is not None,
+                     staple_timeout=timeout if ocsp_staple else None)
         show = sys.stderr.isatty() and json_out != "-"
         progress = (Progress(TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(),
                              TimeElapsedColumn(), console=Console(stderr=True), transient=True)
@@ -199,7 +231,9 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         inv.close()
     findings = findings_by_location(
         sink.seen, policy=policy, trust=store,
-        revocations=revocations_for(ctx.obj.get("db_url"), policy, sink.seen, []))
+        # the trust anchors too: a staple is checked against the issuer, which may be one
+        revocations=revocations_for(ctx.obj.get("db_url"), policy, sink.seen,
+                                    list(store.anchors)))
     if json_out is not None:
         for obj, uri in zip(sink.json, sink.json_uri, strict=True):
             obj["findings"] = [{"rule": f.rule, "severity": str(f.severity), "message": f.message}

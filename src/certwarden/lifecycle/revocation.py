@@ -7,6 +7,7 @@ Every fetch that fails or is refused becomes a note (one line each), never a los
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from certwarden.x509.revocation import (
     RevocationSource,
     Revoked,
     index_key,
+    read_ocsp_response,
 )
 from certwarden.x509.verify import issued_by
 
@@ -93,6 +95,25 @@ def gather(sightings: Sequence[Sighting], certificates: Iterable[Certificate] = 
             issuers.setdefault(c.subject, []).append(c)
     index_issuers = {k: tuple(v) for k, v in issuers.items()}
     notes: list[str] = []
+    for s in sightings:  # stapled in a handshake: read already, no fetch needed
+        staple = s.extra.get("ocsp_staple")
+        if not staple:
+            continue
+        issuer = _issuer_of(s.certificate, s.chain[0] if s.chain else None, index_issuers)
+        if issuer is None:
+            notes.append(f"OCSP stapled at {s.location.uri}: its issuer is unknown, not used")
+            continue
+        try:
+            answer = read_ocsp_response(base64.b64decode(staple), cert=s.certificate,
+                                        issuer=issuer, at=now,
+                                        origin=f"stapled at {s.location.uri}",
+                                        source=RevocationSource.STAPLED)
+        except (CertwardenError, ValueError) as exc:
+            notes.append(f"OCSP stapled at {s.location.uri} not used: {exc}")
+            continue
+        if answer.revoked is not None:
+            c = s.certificate
+            listed[(index_key(c.authority_key_id, c.issuer), c.serial)] = answer.revoked
     crls: dict[str, Crl] = {}
     if fetcher is not None:
         queries = 0
