@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from certwarden.assess.finding import Severity
 from certwarden.errors import CertwardenError, ParseError
+from certwarden.records import Severity, frozen_map
 from certwarden.x509.parse import read_limited
 
 DEFAULT_POLICY_YAML = """\
@@ -141,6 +141,9 @@ class Policy:
     owners: tuple[Owner, ...] = ()
     exceptions: tuple[Waiver, ...] = ()
     revocation: RevocationFetch = field(default_factory=RevocationFetch)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", frozen_map(self.severity))
 
     def enabled(self, rule_id: str) -> bool:
         return rule_id not in self.disabled

@@ -5,18 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from certwarden.assess import Finding
-from certwarden.cli import FiniteFloatRange, trust_option
-from certwarden.discovery.tls_fetch import fetch_chain, split_target
+from certwarden.cli.common import FiniteFloatRange, trust_option
 from certwarden.errors import CertwardenError, ParseError, PasswordError, UsageError
-from certwarden.records import Location, Sighting
-from certwarden.x509 import Certificate, Format, Parsed, iter_sources
-from certwarden.x509.revocation import Crl
+
+if TYPE_CHECKING:
+    from certwarden.assess import Finding
+    from certwarden.records import Sighting
+    from certwarden.x509 import Parsed
+    from certwarden.x509.revocation import Crl
 
 MAX_CRL_BYTES = 64 * 1024 * 1024  # a large public CA's CRL is tens of MB
 
@@ -34,7 +34,11 @@ def _looks_like_endpoint(source: str) -> bool:
 
 def _load(source: str, password: bytes | None, sni: str | None, timeout: float,
           ) -> list[Parsed | CertwardenError]:
+    from certwarden.x509 import Certificate, Format, Parsed, iter_sources
+
     if _looks_like_endpoint(source):
+        from certwarden.discovery.tls_fetch import fetch_chain, split_target
+
         try:
             host, port = split_target(source)
             hs = fetch_chain(host, port, sni=sni, timeout=timeout)
@@ -69,6 +73,8 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None,
                 crl_paths: tuple[str, ...], sni: str | None, timeout: float,
                 policy_path: str | None, password: str | None) -> None:
     """What is this certificate? SOURCE: file, directory, - (stdin) or host:port."""
+    from certwarden.x509 import Parsed
+
     pw = password.encode() if password is not None else None
     results: list[Parsed | CertwardenError] = []
     for source in sources:
@@ -103,12 +109,14 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None,
 
 def _read_crl(path: str) -> Crl:
     from certwarden.x509.parse import read_limited
+    from certwarden.x509.revocation import Crl
 
     return Crl.from_bytes(read_limited(path, MAX_CRL_BYTES, what="a CRL"), origin=path)
 
 
 def _verify(parsed: list[Parsed], trust: str, sni: str | None, crls: list[Crl],
             ) -> dict[tuple[str, int], list[str]]:
+    from certwarden.discovery.tls_fetch import split_target
     from certwarden.x509.verify import Problem, TrustStore, verify_chain
 
     store = TrustStore.load(trust)
@@ -130,8 +138,12 @@ def _verify(parsed: list[Parsed], trust: str, sni: str | None, crls: list[Crl],
 
 
 def _sightings(p: Parsed) -> list[Sighting]:
+    from certwarden.records import Location, Sighting
+
     now = dt.datetime.now(dt.UTC)
     if p.source.startswith("tls://"):
+        from certwarden.discovery.tls_fetch import split_target
+
         host, port = split_target(p.source[6:])
         loc = Location.tls(host, port)
     else:
@@ -186,6 +198,9 @@ def _unique(found: list[Finding]) -> list[Finding]:
 
 def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]],
                  findings: dict[str, list[Finding]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(soft_wrap=False, width=None if os.isatty(1) else 160)
     for p in parsed:
         table = Table(title=f"{p.source} ({p.format}, {len(p.certificates)} certificate(s))",

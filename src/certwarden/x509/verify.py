@@ -25,8 +25,9 @@ from cryptography.x509 import verification as cv
 
 from certwarden.errors import ParseError, UsageError
 from certwarden.x509.parse import iter_files, read_source
-from certwarden.x509.record import Certificate, Kind, signature_verifies
+from certwarden.x509.record import Certificate, Kind
 from certwarden.x509.revocation import Crl, crl_verdicts
+from certwarden.x509.signature import signature_verifies
 
 # The most intermediates a path may hold: cryptography's builder default (and OpenSSL's
 # default verify depth of 9 counts the leaf). Our own walk is not capped by it: it follows
