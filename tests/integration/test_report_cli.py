@@ -60,9 +60,14 @@ def test_report_json_validates_and_names_the_problems(db: str, tmp_path: Path,
     assert ("tls://127.0.0.1:9443?sni=wiki.corp.test", "self-signed") in rules
     assert ("tls://127.0.0.1:9443?sni=wiki.corp.test", "validity-too-long") in rules
     assert ("file:///srv/f.pem", "private-key-exposed") in rules
-    # the default policy trusts the system store, not Corp Root: a complete private chain
+    # The default policy trusts the system store, not Corp Root. Leaf + intermediate without
+    # the root is a correctly configured server (issue 11 item 4): the root is untrusted,
+    # nothing is missing from what was presented.
     www = {r for loc, r in rules if loc.startswith("tls://127.0.0.1:8443")}
-    assert "incomplete-chain" in www  # the root was not presented
+    assert "untrusted-chain" in www
+    assert "incomplete-chain" not in www
+    msg = next(f["message"] for f in data["findings"] if f["rule"] == "untrusted-chain")
+    assert "CN=Corp Root" in msg  # names the root that would be needed
     assert data["summary"]["certificates"] == 3  # the issuer is judged through its leaf
 
 

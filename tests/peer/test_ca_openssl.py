@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import re
 import ssl
 import urllib.request
@@ -154,3 +156,82 @@ def test_serve_with_two_workers_answers_openssl(ca: tuple[dict[str, str], Path],
             assert r.returncode == 0, r.stderr
             assert "w.leaf.pem: good" in r.stdout
             assert "Response verify OK" in r.stderr + r.stdout
+
+
+def _readme_ca_block() -> list[str]:
+    """The README's private-CA shell block, one command per entry (continuations joined)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### ca, serve — the private CA", 1)[1]
+    block = section.split("```", 2)[1]
+    joined = block.replace("\\\n", " ")
+    return [line.split("  #", 1)[0].strip() for line in joined.splitlines() if line.strip()]
+
+
+def test_readme_ca_sequence_runs_as_written(tmp_path: Path, openssl: str) -> None:
+    """Issue 11 item 12: every file the README's `openssl ocsp` reads is written by a command
+    of the sequence (int.pem by `ca root --intermediate-out`), and the answers hold up."""
+    import shlex
+
+    env = base_env(tmp_path)
+    d = tmp_path
+    commands = _readme_ca_block()
+    assert any("--intermediate-out int.pem" in c for c in commands)
+    ocsp_out = ""
+    serve_cmd = next(c for c in commands if c.endswith("&"))
+    assert serve_cmd.startswith("certwarden serve --http 127.0.0.1:8080")
+    base = ""
+    with contextlib.ExitStack() as stack:
+        for command in commands:
+            argv = shlex.split(command)
+            if argv[0] == "export":
+                name, _, value = argv[1].partition("=")
+                env[name] = value
+            elif command.endswith("&"):  # the server, on a free port instead of 8080
+                base = stack.enter_context(serving(env, d))
+            elif argv[0] == "certwarden":
+                cli(env, *argv[1:], cwd=d)
+            else:
+                assert argv[0] == "openssl", command
+                argv = [a.replace("http://127.0.0.1:8080", base) for a in argv]
+                r = run(openssl, *argv[1:], cwd=d, env=env)
+                assert r.returncode == 0, (command, r.stderr)
+                ocsp_out = r.stdout + r.stderr if argv[1] == "ocsp" else ocsp_out
+        assert "Response verify OK" in ocsp_out
+        assert "app.pem: revoked" in ocsp_out
+        # thisUpdate of the OCSP answer and of the CRL never predate the revocation listed.
+        detail = run(openssl, "ocsp", "-issuer", "int.pem", "-cert", "app.pem", "-url",
+                     f"{base}/ocsp", "-CAfile", "root.pem", "-resp_text", "-no_nonce",
+                     cwd=d, env=env).stdout
+    revoked = _openssl_time(detail, "Revocation Time")
+    assert _openssl_time(detail, "This Update") >= revoked
+    crl = run(openssl, "crl", "-inform", "DER", "-in", "ca.crl", "-noout", "-text", cwd=d).stdout
+    assert _openssl_time(crl, "Last Update") >= _openssl_time(crl, "Revocation Date")
+    # The intermediate carries OCSP and CRL pointers as leaves do; its CRL is the root's.
+    inter = x509.load_pem_x509_certificate((d / "int.pem").read_bytes())
+    aia = inter.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert [a.access_location.value for a in aia] == ["http://127.0.0.1:8080/ocsp"]
+    cdp = inter.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for dp in cdp for n in dp.full_name or ()] == [
+        "http://127.0.0.1:8080/crl/example-private-ca-root.crl"]
+
+
+def _openssl_time(text: str, label: str) -> dt.datetime:
+    found = re.search(rf"{label}: ?(\w{{3}} +\d+ \d\d:\d\d:\d\d \d{{4}}) GMT", text)
+    assert found, (label, text)
+    when = " ".join(found.group(1).split()) + " +0000"  # openssl prints GMT
+    return dt.datetime.strptime(when, "%b %d %H:%M:%S %Y %z")
+
+
+def test_openssl_ocsp_answers_for_the_intermediate_under_the_root(
+        ca: tuple[dict[str, str], Path], openssl: str) -> None:
+    env, d = ca
+    cli(env, "ca", "root", "--out", "root.pem", "--intermediate-out", "int.pem",
+        "--chain-out", "chain.pem", cwd=d)
+    assert (d / "chain.pem").read_text() == (d / "int.pem").read_text() + \
+        (d / "root.pem").read_text()
+    with serving(env, d) as base:
+        r = run(openssl, "ocsp", "-issuer", "root.pem", "-cert", "int.pem", "-url",
+                f"{base}/ocsp", "-CAfile", "root.pem", cwd=d)
+    assert r.returncode == 0, r.stderr
+    assert "Response verify OK" in r.stderr + r.stdout
+    assert "int.pem: good" in r.stdout

@@ -20,6 +20,7 @@ from certwarden.assess.target import Estate, Target
 from certwarden.errors import CertwardenError
 from certwarden.records import LocationKind, Sighting
 from certwarden.x509 import Certificate, Kind
+from certwarden.x509.revocation import RevocationIndex
 from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by, verify_chain
 
 # ``issued_by`` is private in x509.verify; it is the one signature check there is, and
@@ -56,22 +57,32 @@ class Assessment:
         return [f for f in self.findings if f.severity.rank >= level.rank]
 
 
-def load_trust(policy: Policy) -> TrustStore:
-    """The policy's trust store plus its extra private anchors. Raises ``UsageError``."""
-    base = TrustStore.of((), name="none") if policy.trust == "none" else TrustStore.load(
-        policy.trust)
-    if not policy.trust_anchors:
-        return base
-    extra = TrustStore.from_paths(policy.trust_anchors, name="policy trust_anchors")
-    return TrustStore.of(base.anchors + extra.anchors, name=f"{base.name} + policy anchors")
+def load_trust(policy: Policy, *, spec: str | None = None,
+               own: Sequence[Certificate] = ()) -> TrustStore:
+    """The trust store an assessment verifies chains against. Raises ``UsageError``.
+
+    ``spec`` (``--trust FILE|DIR|system|certifi``) replaces the policy's ``trust``; the
+    policy's ``trust_anchors`` are added, and so are ``own``: the roots of certwarden's own
+    private CA, which anchor what it issued without any policy file saying so.
+    """
+    which = spec or policy.trust
+    base = TrustStore.of((), name="none") if which == "none" else TrustStore.load(which)
+    anchors, name = base.anchors, base.name
+    if policy.trust_anchors:
+        extra = TrustStore.from_paths(policy.trust_anchors, name="policy trust_anchors")
+        anchors, name = anchors + extra.anchors, f"{name} + policy anchors"
+    if own:
+        anchors, name = anchors + tuple(own), f"{name} + certwarden CA"
+    return base if name == base.name else TrustStore.of(anchors, name=name)
 
 
 class Assessor:
     """Holds the policy, trust store and estate index; assesses one sighting at a time."""
 
     def __init__(self, *, policy: Policy, trust: TrustStore, estate: Estate,
-                 now: dt.datetime) -> None:
+                 now: dt.datetime, revocations: RevocationIndex | None = None) -> None:
         self.policy = policy
+        self.revocations = revocations or None  # an empty index is no index
         self.trust = trust
         self.estate = estate
         self.now = now
@@ -139,7 +150,8 @@ class Assessor:
         owner = self.policy.owner_of(location)
         target = Target(certificate=cert, sighting=sighting, estate=self.estate,
                         policy=self.policy, now=self.now, owner=owner,
-                        chain=self._chain(sighting) if sighting else None)
+                        chain=self._chain(sighting) if sighting else None,
+                        revocations=self.revocations)
         served = (sighting is not None and sighting.location.kind in _SERVED_KINDS
                   and sighting.position == 0)  # as ``Target.served``
         out: list[Finding] = []
@@ -179,7 +191,8 @@ class Assessor:
 
 def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate] = (),
            policy: Policy | None = None, trust: TrustStore | None = None,
-           now: dt.datetime | None = None) -> Assessment:
+           now: dt.datetime | None = None,
+           revocations: RevocationIndex | None = None) -> Assessment:
     """Assess an inventory held in memory (see bench/assess.py for the streaming form)."""
     policy = policy or default_policy()
     trust = trust if trust is not None else load_trust(policy)
@@ -190,7 +203,8 @@ def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate]
     issuers = {c.sha256 for s in sightings for c in s.chain}
     unseen = [c for c in certificates if c.sha256 not in seen_certs and c.sha256 not in issuers]
     estate = Estate.build(sightings, unseen)
-    assessor = Assessor(policy=policy, trust=trust, estate=estate, now=now)
+    assessor = Assessor(policy=policy, trust=trust, estate=estate, now=now,
+                        revocations=revocations)
     findings: list[Finding] = []
     errors: list[str] = []
     targets: list[tuple[Certificate, Sighting | None]] = [(s.certificate, s) for s in sightings]
@@ -212,12 +226,13 @@ def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate]
 
 def findings_by_location(sightings: Sequence[Sighting], *, policy: Policy | None = None,
                          trust: TrustStore | None = None, now: dt.datetime | None = None,
+                         revocations: RevocationIndex | None = None,
                          ) -> dict[str, list[Finding]]:
     """For ``inspect`` and ``scan``: the findings for what was just seen, per location URI.
 
     No inventory is needed; cross-certificate rules see only these sightings.
     """
-    result = assess(sightings, policy=policy, trust=trust, now=now)
+    result = assess(sightings, policy=policy, trust=trust, now=now, revocations=revocations)
     out: dict[str, list[Finding]] = {s.location.uri: [] for s in sightings}
     for f in result.findings:
         if f.location is not None:

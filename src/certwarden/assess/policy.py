@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,11 @@ rules: {}                         # rule-id: false to turn a rule off
 severity: {}                      # rule-id: info|low|medium|high|critical
 owners: []                        # - {match: "tls://*.pay.example:*", team: payments, contact: ...}
 exceptions: []                    # - {sha256|location, rules, reason, owner, expires: YYYY-MM-DD}
+revocation:                       # `revoked`: our own CA's ledger always; CRL/OCSP only opted in
+  fetch: false                    # fetch the CRLs and OCSP responders certificates point to
+  allow: []                       # the only hosts (by name) or CIDRs (for IP URLs) fetched from
+  timeout_seconds: 5              # per request
+  max_bytes: 10485760             # per response; a larger CRL is refused, not truncated
 """
 
 
@@ -115,6 +121,16 @@ class Waiver:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RevocationFetch:
+    """Whether and where CRLs and OCSP answers may be fetched: off, and nowhere, by default."""
+
+    fetch: bool = False
+    allow: tuple[str, ...] = ()  # host names, or CIDRs / addresses for URLs with an IP
+    timeout_seconds: int = 5
+    max_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Policy:
     source: str = "<built-in default>"
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -124,6 +140,7 @@ class Policy:
     severity: Mapping[str, Severity] = field(default_factory=dict)
     owners: tuple[Owner, ...] = ()
     exceptions: tuple[Waiver, ...] = ()
+    revocation: RevocationFetch = field(default_factory=RevocationFetch)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "severity", frozen_map(self.severity))
@@ -170,6 +187,7 @@ def load_policy(path: str, *, known_rules: frozenset[str] | None) -> Policy:
 # ---- parsing with line numbers: compose the YAML node tree, then check every node ----
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_ALLOW_ENTRY = re.compile(r"[A-Za-z0-9.:_-]+(?:/\d{1,3})?")
 
 
 def parse_policy(text: str, *, source: str, known_rules: frozenset[str] | None) -> Policy:
@@ -189,7 +207,7 @@ def parse_policy(text: str, *, source: str, known_rules: frozenset[str] | None) 
     p = _Parser(source, known_rules)
     top = p.mapping(root, "the policy")
     allowed = {"version", "thresholds", "trust", "trust_anchors", "rules", "severity", "owners",
-               "exceptions"}
+               "exceptions", "revocation"}
     p.only(top, allowed, "the policy")
     if "version" in top and p.scalar(top["version"][1], "version") not in (1, "1"):
         p.fail(top["version"][1], "version must be 1")
@@ -202,6 +220,7 @@ def parse_policy(text: str, *, source: str, known_rules: frozenset[str] | None) 
         severity=p.severities(top.get("severity")),
         owners=tuple(p.owners(top.get("owners"))),
         exceptions=tuple(p.waivers(top.get("exceptions"))),
+        revocation=p.revocation(top.get("revocation")),
     )
 
 
@@ -330,6 +349,35 @@ class _Parser:
         if not isinstance(value, str) or not value.strip():
             self.fail(node, f"{what}.{key} must be non-empty text")
         return str(value)
+
+    def revocation(self, entry: Entry | None) -> RevocationFetch:
+        if entry is None or (isinstance(entry[1], yaml.ScalarNode)
+                             and entry[1].tag.endswith(":null")):
+            return RevocationFetch()
+        entries = self.mapping(entry[1], "revocation")
+        self.only(entries, {"fetch", "allow", "timeout_seconds", "max_bytes"}, "revocation")
+        fetch = False
+        if "fetch" in entries:
+            fetch = self.scalar(entries["fetch"][1], "revocation.fetch")
+            if not isinstance(fetch, bool):
+                self.fail(entries["fetch"][1], "revocation.fetch must be true or false")
+        allow = self.strings(entries.get("allow"), "revocation.allow")
+        for item, node in zip(allow, self.sequence(entries.get("allow"), "allow"), strict=True):
+            if not _ALLOW_ENTRY.fullmatch(item):
+                self.fail(node, f"revocation.allow: {item!r} is neither a host name nor an "
+                                "address or CIDR")
+            if "/" in item or item.replace(".", "").isdigit() or ":" in item:
+                try:
+                    ipaddress.ip_network(item, strict=False)
+                except ValueError:
+                    self.fail(node, f"revocation.allow: {item!r} is not an address or CIDR")
+        timeout = self.integer(entries["timeout_seconds"][1], "revocation.timeout_seconds",
+                               minimum=1) if "timeout_seconds" in entries else 5
+        size = self.integer(entries["max_bytes"][1], "revocation.max_bytes",
+                            minimum=1024) if "max_bytes" in entries else 10 * 1024 * 1024
+        return RevocationFetch(fetch=bool(fetch), allow=tuple(a.lower() for a in allow),
+                               timeout_seconds=int(timeout or 5),
+                               max_bytes=int(size or 10 * 1024 * 1024))
 
     def owners(self, entry: Entry | None) -> list[Owner]:
         out = []

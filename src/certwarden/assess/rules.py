@@ -7,6 +7,7 @@ vector in ``tests/unit/assess/test_assess_rules.py``.
 
 from __future__ import annotations
 
+from certwarden.assess import rules_br as br
 from certwarden.assess import rules_cert as rc
 from certwarden.assess import rules_use as ru
 from certwarden.assess.finding import Rule, Scope, Severity
@@ -39,6 +40,19 @@ RULES: tuple[Rule, ...] = (
          rationale="Clients without the intermediate cached cannot build a path to a root.",
          citation="RFC 5246 §7.4.2 / RFC 8446 §4.4.2 (the server sends the chain)",
          remediation="Configure the server to send the full chain (leaf, then intermediates)."),
+    Rule(id="path-too-long", title="Chain longer than allowed", severity=_H, scope=_L,
+         check=ru.path_too_long, served_only=True,
+         rationale="Verifiers stop building a path at a fixed depth (and at an issuer's "
+                   "pathLenConstraint): they reject a longer one.",
+         citation="RFC 5280 §4.2.1.9, §6.1.4 (k)-(m); OpenSSL verify depth",
+         remediation="Serve the leaf and the intermediates of one short path only (drop "
+                     "cross-certificates and unrelated CAs from the bundle)."),
+    Rule(id="revoked", title="Revoked by its CA", severity=_X, scope=_L, check=ru.revoked,
+         rationale="Its issuer has withdrawn it (key compromise, misissuance, retirement): "
+                   "clients that check revocation refuse it, the rest are exposed.",
+         citation="RFC 5280 §3.3, §5, §6.3; RFC 6960 (OCSP)",
+         remediation="Replace it now with a fresh key (certwarden replace); find why it "
+                     "was revoked before reusing anything of it."),
     Rule(id="expired", title="Expired", severity=_X, scope=_C, check=rc.expired,
          rationale="Every client rejects it; the service is down for them or they ignore errors.",
          citation="RFC 5280 §4.1.2.5", remediation="Renew now and automate renewal."),
@@ -64,7 +78,8 @@ RULES: tuple[Rule, ...] = (
          citation=f"RFC 5280 §4.1.2.5; {SEED}",
          remediation="Replace it with a short-lived certificate."),
     Rule(id="weak-key", title="Weak key", severity=_H, scope=_C, check=rc.weak_key,
-         rationale="RSA below 2048 bits, EC below 256 bits and DSA are breakable or withdrawn.",
+         rationale="RSA below 2048 bits, EC below 256 bits and DSA are breakable or withdrawn; "
+                   "the BRs also refuse RSA moduli not a multiple of 8 and other curves.",
          citation="CA/B TLS BR §6.1.5; NIST SP 800-131A Rev. 2; FIPS 186-5",
          remediation="Reissue with ECDSA P-256 or RSA 3072."),
     Rule(id="weak-signature", title="Weak signature hash", severity=_H, scope=_C,
@@ -87,6 +102,31 @@ RULES: tuple[Rule, ...] = (
          rationale="One key serves every host under the name: one compromise exposes all.",
          citation="RFC 6125 §7.2",
          remediation="Prefer one certificate per service from the private CA."),
+    Rule(id="leaf-eku", title="End-entity EKU missing or anyExtendedKeyUsage", severity=_M,
+         scope=_C, check=br.leaf_eku,
+         rationale="A subscriber certificate must say it is for TLS servers (serverAuth) and "
+                   "nothing else; without it any purpose goes, with anyEKU every purpose.",
+         citation="CA/B TLS BR §7.1.2.7.10 (Subscriber Certificate Extended Key Usage)",
+         remediation="Reissue with extendedKeyUsage serverAuth (and clientAuth if needed)."),
+    Rule(id="root-profile", title="Root CA certificate profile", severity=_Lo, scope=_C,
+         check=br.root_profile,
+         rationale="A root with an EKU or an issuer/serial AKI is outside the BR profile; "
+                   "clients differ in how they treat it.",
+         citation="CA/B TLS BR §7.1.2.1.2 (Root CA extensions), §7.1.2.1.3 (Root CA AKI)",
+         remediation="Re-create the root without extendedKeyUsage and with a keyIdentifier-"
+                     "only AKI (or none)."),
+    Rule(id="wildcard-public-suffix", title="Wildcard under a public suffix", severity=_H,
+         scope=_C, check=br.wildcard_public_suffix,
+         rationale="*.co.uk or *.github.io covers names of every registrant under the suffix.",
+         citation="CA/B TLS BR §3.2.2.6 (Wildcard Domain Validation); Public Suffix List",
+         remediation="Issue for the registrable domain's own names (*.example.co.uk)."),
+    Rule(id="ip-name-form", title="IP address in a non-canonical form", severity=_M,
+         scope=_C, check=br.ip_name_form,
+         rationale="An IP written as a DNS name, with a netmask, IPv4-mapped, or a CN with "
+                   "leading zeros matches nothing or something else in clients.",
+         citation="CA/B TLS BR §7.1.2.7.12, §7.1.4.3; RFC 3986 §3.2.2; RFC 5952 §4",
+         remediation="Put each address in an iPAddress SAN (4 or 16 octets) and any CN in "
+                     "canonical text."),
     Rule(id="hostname-mismatch", title="Name not covered", severity=_H, scope=_L,
          check=ru.hostname_mismatch, served_only=True,
          rationale="The name or IP the client used is not in the certificate: clients reject it.",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Iterator
 
 from certwarden.assess import schedule
 from certwarden.assess.finding import Hit
+from certwarden.assess.rules_br import IpAddress, ip_value
 from certwarden.assess.target import Target, is_local_name
 from certwarden.x509 import Certificate, KeyType
 from certwarden.x509.verify import Problem
@@ -99,19 +101,32 @@ def never_expires(t: Target) -> Iterator[Hit]:
                   evidence={"not_after": _date(not_after), "horizon_years": str(years)})
 
 
+# BR §6.1.5: the only curves a publicly-trusted certificate may use.
+BR_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
+
+
 def weak_key(t: Target) -> Iterator[Hit]:
     k = t.certificate.key
     th = t.policy.thresholds
     if k.type == _RSA:
         if k.bits < th.min_rsa_bits:
-            yield Hit(message=f"RSA key of {k.bits} bits (minimum {th.min_rsa_bits})",
+            yield Hit(message=f"RSA key of {k.bits} bits (minimum {th.min_rsa_bits}; "
+                              "BR §6.1.5: 2048)",
                       evidence={"key": f"{k.type} {k.curve or k.bits}"})
+        elif k.bits % 8:
+            yield Hit(message=f"RSA modulus of {k.bits} bits is not a multiple of 8 "
+                              "(BR §6.1.5)", evidence={"key": f"{k.type} {k.bits}"})
     elif k.type == _EC:
         if k.bits < th.min_ec_bits:
-            yield Hit(message=f"EC key on {k.curve} ({k.bits} bits, minimum {th.min_ec_bits})",
+            yield Hit(message=f"EC key on {k.curve} ({k.bits} bits, minimum {th.min_ec_bits}; "
+                              "BR §6.1.5: P-256, P-384 or P-521)",
                       evidence={"key": f"{k.type} {k.curve or k.bits}"})
+        elif k.curve not in BR_CURVES:
+            yield Hit(message=f"EC key on {k.curve}: not one of P-256, P-384, P-521 "
+                              "(BR §6.1.5)", evidence={"key": f"{k.type} {k.curve}"})
     elif k.type == _DSA:
-        yield Hit(message=f"DSA key ({k.bits} bits): DSA is withdrawn (FIPS 186-5)",
+        yield Hit(message=f"DSA key ({k.bits} bits): DSA is withdrawn (FIPS 186-5) and not "
+                          "allowed (BR §6.1.5)",
                   evidence={"key": f"{k.type} {k.curve or k.bits}"})
 
 
@@ -129,9 +144,9 @@ def weak_signature(t: Target) -> Iterator[Hit]:
 
 
 def _for_tls_server(c: Certificate) -> bool:
-    # No EKU means any purpose; otherwise only serverAuth (or anyExtendedKeyUsage) certs serve TLS.
-    return not c.extended_key_usage or any(
-        e in ("serverAuth", "anyExtendedKeyUsage") for e in c.extended_key_usage)
+    # No EKU means any purpose; otherwise only serverAuth certs serve TLS. (anyExtendedKeyUsage
+    # alone does not: the Web PKI verifier refuses it, "required EKU not found"; leaf-eku says.)
+    return not c.extended_key_usage or "serverAuth" in c.extended_key_usage
 
 
 def missing_san(t: Target) -> Iterator[Hit]:
@@ -152,9 +167,19 @@ def cn_not_in_san(t: Target) -> Iterator[Hit]:
     if not cn or not (sans.dns or sans.ip) or cn in sans.dns or cn in sans.ip:
         return  # (the CN written exactly as a SAN is the usual case: no need to normalise)
     names = {n.lower().rstrip(".") for n in sans.dns + sans.ip}
+    ip = ip_value(cn)
+    if ip is not None and any(_same_address(ip, v) for v in sans.ip):
+        return  # the same address, spelled otherwise: ip-name-form says how
     if cn.lower().rstrip(".") not in names:
         yield Hit(message=f"CN={cn} is not among the subjectAltNames",
                   evidence={"cn": cn, "sans": ", ".join(sans.dns + sans.ip)})
+
+
+def _same_address(ip: IpAddress, text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text) == ip
+    except ValueError:
+        return False  # a netmask SAN (10.0.0.0/24) is no address
 
 
 def wildcard(t: Target) -> Iterator[Hit]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from certwarden.assess.finding import Hit
 from certwarden.assess.target import Target
 from certwarden.x509 import Kind
-from certwarden.x509.verify import Problem, matches_hostname
+from certwarden.x509.verify import DEFAULT_MAX_DEPTH, Problem, matches_hostname, path_depth
 
 _GROUP_WORLD = 0o077
 # Module constants: enum attribute lookups cost on every sighting.
@@ -57,10 +57,19 @@ def untrusted_chain(t: Target) -> Iterator[Hit]:
         return  # self-issued-unverifiable says it
     problems = v.problems  # a handful at most: tuple membership is as quick as a set's
     reasons = []
+    evidence: dict[str, str] = {}
     if _UNKNOWN_ISSUER in problems and _INCOMPLETE_CHAIN not in problems:
         top = v.chain[-1] if v.chain else t.certificate
-        reasons.append(f"the chain ends at {top.subject or '(empty)'}, which is not a trusted "
-                       "root")
+        if top.self_issued:
+            reasons.append(f"the chain ends at the root {top.subject or '(empty)'}, which is "
+                           "not a trust anchor")
+            evidence["root_needed"] = top.subject or "(empty)"
+        else:
+            # Leaf + intermediate, root left out as it should be: name the root to trust.
+            reasons.append(f"the chain ends at {top.subject or '(empty)'}, issued by "
+                           f"{top.issuer or '(empty)'}, which is not a trust anchor (trust that "
+                           "root to accept the chain)")
+            evidence["root_needed"] = top.issuer or "(empty)"
     # verify_chain also files the path builder's refusal under these two; a SHA-1/MD5 chain
     # (weak-signature says it) and a CA served as leaf (ca-cert-served-as-leaf) are not them.
     if _BAD_SIGNATURE in problems and _WEAK_SIGNATURE not in problems:
@@ -70,8 +79,6 @@ def untrusted_chain(t: Target) -> Iterator[Hit]:
         if not issuer.is_ca:
             reasons.append("an issuer in the chain is not a CA")
             break
-    if _PATH_TOO_LONG in problems:
-        reasons.append("the chain is longer than an issuer's path length allows")
     for issuer in issuers:
         if issuer.not_after < t.now:
             reasons.append(f"issuer {issuer.subject} expired {issuer.not_after:%Y-%m-%d}")
@@ -80,7 +87,31 @@ def untrusted_chain(t: Target) -> Iterator[Hit]:
     if reasons:
         yield Hit(message="untrusted chain: " + "; ".join(reasons),
                   evidence={"problems": ", ".join(sorted(set(problems))),
-                            "chain": " > ".join(c.subject or "(empty)" for c in v.chain)})
+                            "chain": " > ".join(c.subject or "(empty)" for c in v.chain),
+                            **evidence})
+
+
+def path_too_long(t: Target) -> Iterator[Hit]:
+    """Longer than verifiers build, or than an issuer's pathLenConstraint allows."""
+    if not _chain_checked(t):
+        return
+    v = t.chain
+    assert v is not None
+    if _PATH_TOO_LONG not in v.problems:
+        return
+    presented = 1 + len(t.sighting.chain if t.sighting else ())
+    depth = path_depth(v.chain)
+    ev = {"presented": str(presented), "intermediates": str(depth),
+          "top": v.chain[-1].subject or "(empty)"}
+    if depth > DEFAULT_MAX_DEPTH:
+        yield Hit(message=f"{presented} certificate(s) presented: the path from the leaf to "
+                          f"{ev['top']} holds {depth} intermediates, more than the "
+                          f"{DEFAULT_MAX_DEPTH} that clients build",
+                  evidence={**ev, "max_intermediates": str(DEFAULT_MAX_DEPTH)})
+    else:
+        yield Hit(message=f"{presented} certificate(s) presented: the path holds {depth} "
+                          "intermediate(s), more than an issuer's pathLenConstraint allows",
+                  evidence=ev)
 
 
 def incomplete_chain(t: Target) -> Iterator[Hit]:
@@ -158,6 +189,34 @@ def cert_sprawl(t: Target) -> Iterator[Hit]:
     if n >= limit:
         yield Hit(message=f"the same certificate is at {n} locations (threshold {limit})",
                   evidence={"locations": str(n), "threshold": str(limit)})
+
+
+def revoked(t: Target) -> Iterator[Hit]:
+    """Its CA says it is revoked: our own ledger, a verified CRL or OCSP answer (engine)."""
+    index = t.revocations
+    if index is None:
+        return
+    c = t.certificate
+    path = t.chain.chain if t.chain is not None else (c,)
+    issuer = path[1] if len(path) > 1 else None
+    hit = index.lookup(c, issuer, t.now)
+    where = "it is"
+    if hit is None and t.served:
+        # An issuer of the served chain revoked is every leaf under it revoked.
+        for i, child in enumerate(path[1:], start=1):
+            hit = index.lookup(child, path[i + 1] if i + 1 < len(path) else None, t.now)
+            if hit is not None:
+                where = f"its issuer {child.subject} is"
+                break
+    if hit is None:
+        return
+    why = f" ({hit.reason})" if hit.reason else ""
+    yield Hit(message=f"{where} revoked since {hit.revoked_at:%Y-%m-%d %H:%M}Z{why}, "
+                      f"per {hit.source} {hit.origin}",
+              evidence={"serial": format(hit.serial, "x"), "revoked_at":
+                        hit.revoked_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        "reason": hit.reason or "unspecified", "source": str(hit.source),
+                        "origin": hit.origin})
 
 
 def no_check(t: Target) -> Iterator[Hit]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from certwarden.assess.policy import Owner, Policy
 from certwarden.records import LocationKind, Sighting
 from certwarden.x509 import Certificate, Kind
+from certwarden.x509.revocation import RevocationIndex
 from certwarden.x509.verify import VerifyResult
 
 _SERVED_KINDS = frozenset({LocationKind.TLS, LocationKind.PCAP})
@@ -80,6 +81,7 @@ class Target:
     now: dt.datetime
     owner: Owner | None = None
     chain: VerifyResult | None = None  # only for a leaf served with its chain (TLS, pcap)
+    revocations: RevocationIndex | None = None  # what the run knows is revoked (see engine)
 
     @property
     def location(self) -> str | None:

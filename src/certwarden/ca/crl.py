@@ -23,14 +23,18 @@ def build_crl(ledger: Ledger, issuer: Issuer, signer: Signer, *, requested_by: s
     ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     for _attempt in range(3):
         number = ledger.last_crl_number(issuer.name) + 1
+        revocations = ledger.revocations(issuer.name)
+        # Backdated for clock skew, but never to before a revocation it lists: a CRL dated
+        # earlier than its own entries reads as listing the future.
+        this_update = max([now - BACKDATE, *(r.revoked_at for r in revocations)])
         builder = (x509.CertificateRevocationListBuilder()
-                   .issuer_name(cert.subject).last_update(now - BACKDATE)
+                   .issuer_name(cert.subject).last_update(this_update)
                    .next_update(now + validity)
                    .add_extension(x509.CRLNumber(number), False)
                    .add_extension(
                        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
                        False))
-        for rev in ledger.revocations(issuer.name):
+        for rev in revocations:
             entry = (x509.RevokedCertificateBuilder().serial_number(int(rev.serial, 16))
                      .revocation_date(rev.revoked_at))
             if rev.reason is not RevocationReason.UNSPECIFIED:
@@ -38,7 +42,7 @@ def build_crl(ledger: Ledger, issuer: Issuer, signer: Signer, *, requested_by: s
                 entry = entry.add_extension(x509.CRLReason(rev.reason.flag), False)
             builder = builder.add_revoked_certificate(entry.build())
         crl = sign_crl(builder, signer)
-        rec = CrlRecord(issuer=issuer.name, number=number, this_update=now - BACKDATE,
+        rec = CrlRecord(issuer=issuer.name, number=number, this_update=this_update,
                         next_update=now + validity, der=crl.public_bytes(Encoding.DER))
         try:
             ledger.record_crl(rec, event=AuditEvent(at=now, actor=requested_by,

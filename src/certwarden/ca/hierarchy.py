@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from certwarden.ca.clock import Clock, utcnow
 from certwarden.ca.crl import build_crl
@@ -66,6 +66,18 @@ def _ca_builder(subject: x509.Name, issuer: x509.Name, public: object, *, path_l
     return b
 
 
+def _with_revocation_pointers(b: x509.CertificateBuilder, cfg: CaConfig,
+                              parent: str) -> x509.CertificateBuilder:
+    """Where a relying party asks whether this CA certificate is revoked, as leaves carry:
+    the OCSP responder and the parent's CRL (RFC 5280 §4.2.2.1, §4.2.1.13)."""
+    return (b.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+                AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(cfg.ocsp_url()))]), False)
+            .add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(cfg.crl_url(parent))],
+                relative_name=None, reasons=None, crl_issuer=None)]), False))
+
+
 def init_ca(ledger: Ledger, *, name: str, key_dir: Path, passphrase: bytes,
             algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
             root_algorithm: KeyAlgorithm | None = None, pkcs11_uri: str | None = None,
@@ -109,10 +121,10 @@ def init_ca(ledger: Ledger, *, name: str, key_dir: Path, passphrase: bytes,
     root_cert = sign_certificate(_ca_builder(
         root_subject, root_subject, root_key.public_key(), path_length=None, now=now,
         lifetime=ROOT_LIFETIME, aki_from=root_key.public_key(), permitted_dns=()), root_signer)
-    int_cert = sign_certificate(_ca_builder(
+    int_cert = sign_certificate(_with_revocation_pointers(_ca_builder(
         int_subject, root_subject, int_signer.public_key, path_length=0, now=now,
         lifetime=INTERMEDIATE_LIFETIME, aki_from=root_key.public_key(),
-        permitted_dns=permitted_dns), root_signer)
+        permitted_dns=permitted_dns), cfg, root_name), root_signer)
     # Keys hit the disk (0600, encrypted) before the ledger names them.
     write_key_file(root_path, root_key, passphrase)
     if int_signer.private_key is not None:

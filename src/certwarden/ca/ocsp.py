@@ -80,6 +80,7 @@ class Responder:
             for alg in _HASHES:
                 self._by_hash[(alg, hashlib.new(alg, name_der).digest(),
                                hashlib.new(alg, key_bits).digest())] = entry
+        self._children = _child_serials(ledger)
         self._cache: dict[tuple[str, bytes, int], OcspAnswer] = {}
         self._lock = threading.Lock()
         self._revision = ledger.revision()
@@ -160,13 +161,22 @@ class Responder:
                 self._revision = rev
                 self._cache.clear()
 
+    def _child_ca(self, served: _Served, serial: int) -> bool:
+        return serial in self._children.get(served.issuer.name, frozenset())
+
     def _sign(self, served: _Served, alg: str, serial: int, nonce: bytes | None,
               now: dt.datetime) -> OcspAnswer:
         key = serial_hex(serial)
         issued = self._ledger.issued(key)
         revocation = self._ledger.revocation(key) if issued is not None else None
         this_update = (now - BACKDATE).replace(microsecond=0)
-        if issued is None or issued.issuer != served.issuer.name:
+        if revocation is not None:  # never dated before the revocation it reports
+            this_update = max(this_update, revocation.revoked_at.replace(microsecond=0))
+        if issued is None and self._child_ca(served, serial):
+            # A CA certificate this issuer signed (the intermediate under the root): not in
+            # the leaf ledger, but ours, and not revoked (CA revocation is the CRL's to say).
+            status, validity = CertStatus.GOOD, RESPONSE_VALIDITY
+        elif issued is None or issued.issuer != served.issuer.name:
             status, validity = CertStatus.UNKNOWN, UNKNOWN_VALIDITY
         elif revocation is not None:
             status, validity = CertStatus.REVOKED, RESPONSE_VALIDITY
@@ -190,9 +200,17 @@ class Responder:
                           next_update=next_update, cacheable=nonce is None)
 
 
+def _child_serials(ledger: Ledger) -> dict[str, frozenset[int]]:
+    """Per issuer name: the serials of the CA certificates it signed."""
+    out: dict[str, set[int]] = {}
+    for i in ledger.issuers():
+        if i.parent:
+            out.setdefault(i.parent, set()).add(i.certificate.serial_number)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
 def _spki_key_bits(spki_der: bytes) -> bytes:
     """The subjectPublicKey BIT STRING contents (without the unused-bits octet)."""
     from certwarden.x509 import der
 
-    _alg, bits = der.children(spki_der)
-    return der.content(bits)[1:]
+    return der.spki_key_bits(spki_der)

@@ -180,10 +180,15 @@ def _load_yaml(path: str) -> dict[str, Any]:
 
 @ca_group.command("root")
 @click.option("--out", default="-", show_default=True, help="Where to write the root (PEM).")
+@click.option("--intermediate-out", default=None, metavar="FILE",
+              help="Also write the issuing intermediate (PEM): the -issuer of openssl ocsp.")
+@click.option("--chain-out", default=None, metavar="FILE",
+              help="Also write the chain above a leaf: intermediate, then root (PEM).")
 @ca_option
 @click.pass_context
-def root_cmd(ctx: click.Context, out: str, ca_name: str | None) -> None:
-    """Write the trust anchor to distribute."""
+def root_cmd(ctx: click.Context, out: str, intermediate_out: str | None,
+             chain_out: str | None, ca_name: str | None) -> None:
+    """Write the trust anchor to distribute (and, on request, the intermediate and chain)."""
     from certwarden.ca.authority import pick_issuer
 
     ledger = _ledger(ctx)
@@ -191,6 +196,12 @@ def root_cmd(ctx: click.Context, out: str, ca_name: str | None) -> None:
     root = ledger.issuer(inter.parent) if inter.parent else inter
     if root is None:
         fail(f"CA {inter.name} has no recorded root")
+    if "-" in (intermediate_out, chain_out):
+        fail("--intermediate-out and --chain-out take a file name, not -")
+    if intermediate_out:
+        write_text(intermediate_out, inter.pem)
+    if chain_out:
+        write_text(chain_out, inter.pem + (root.pem if root is not inter else ""))
     _write(out, root.pem)
 
 

@@ -128,3 +128,13 @@ def write_text(path: str, text: str, *, mode: int = 0o644) -> None:
             fh.write(text)
     except OSError as exc:
         fail(f"{path}: {exc.strerror or 'cannot write'}")
+
+
+# ``--trust`` for every command that verifies chains (inspect, scan, report): one option,
+# one meaning. The value goes to ``TrustStore.load`` (via ``assess.load_trust``).
+TRUST_METAVAR = "FILE|DIR|system|certifi"
+trust_option = click.option(
+    "--trust", "trust", default=None, metavar=TRUST_METAVAR,
+    help="Verify chains against this trust store: a PEM/DER file or directory, the system "
+         "bundle or certifi (default: the policy's, system). The roots of certwarden's own CA "
+         "are trusted as well.")

@@ -67,12 +67,21 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
     from certwarden.assess import assess, load_trust, parse_policy
     from certwarden.assess.forecast import forecast
     from certwarden.assess.rules import RULE_IDS
-    from certwarden.cli.demo_estate import HOST, Sandbox, build_estate, policy_yaml, write_folder
+    from certwarden.cli.demo_estate import (
+        HOST,
+        CrlPublisher,
+        Sandbox,
+        build_estate,
+        policy_yaml,
+        write_folder,
+    )
+    from certwarden.lifecycle.revocation import fetcher_for, gather
     from certwarden.report import build, to_html
 
     started = time.monotonic()
     now = dt.datetime.now(dt.UTC)
-    estate = build_estate(now)
+    crls = CrlPublisher()
+    estate = build_estate(now, crl_url=crls.url)
     folder = workdir / "estate-files"
     write_folder(estate, folder)
     anchor = workdir / "trust" / "demo-corp-root.pem"
@@ -80,6 +89,7 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
     anchor.write_bytes(estate.root.pem())
     sandbox = Sandbox(estate, workdir / "service-keys")
     try:
+        crls.start(estate.crl_der)
         sandbox.start()
         if echo:
             click.echo(f"sandbox: {len(sandbox.ports)} TLS services on {HOST} "
@@ -89,12 +99,15 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
         policy_path.write_text(policy_yaml(estate, folder, anchor, sandbox.ports, now.date()),
                                encoding="utf-8")
         sightings, certificates, how = _discover(sandbox, folder, workdir)
+        policy = parse_policy(policy_path.read_text(encoding="utf-8"),
+                              source=str(policy_path), known_rules=RULE_IDS)
+        revocations = gather(sightings, certificates, ledger=None,
+                             fetcher=fetcher_for(policy)).index
     finally:
         sandbox.stop()
-    policy = parse_policy(policy_path.read_text(encoding="utf-8"), source=str(policy_path),
-                          known_rules=RULE_IDS)
+        crls.stop()
     result = assess(sightings, certificates=certificates, policy=policy,
-                    trust=load_trust(policy))
+                    trust=load_trust(policy), revocations=revocations)
     report = workdir / "report.html"
     report.write_text(to_html(build(result, forecast(result.certificates))), encoding="utf-8")
     return DemoRun(assessment=result, estate=estate, ports=dict(sandbox.ports), folder=folder,

@@ -47,14 +47,19 @@ class DemoEstate:
     services: list[Service] = field(default_factory=list)
     files: list[FileItem] = field(default_factory=list)
     policy_findings: frozenset[str] = frozenset({"exception-expired"})
+    crl_der: bytes = b""  # the issuing CA's CRL, served by ``CrlPublisher``
 
 
 def _rules(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def build_estate(now: dt.datetime | None = None) -> DemoEstate:
-    """Forge every certificate of the estate (about a second of key generation)."""
+def build_estate(now: dt.datetime | None = None, *, crl_url: str | None = None) -> DemoEstate:
+    """Forge every certificate of the estate (about a second of key generation).
+
+    ``crl_url``: where the issuing CA's CRL is published (``CrlPublisher``); the revoked
+    service's leaf points there, and the CRL lists it.
+    """
     now = now or dt.datetime.now(dt.UTC)
     nb = now - _DAY
     root = forge(subject="CN=Demo Corp Root CA,O=Demo Corp", sans=(), ca=True,
@@ -116,6 +121,28 @@ def build_estate(now: dt.datetime | None = None) -> DemoEstate:
                 expected=_rules("incomplete-chain")))
     add(Service(name="private-chain", leaf=leaf("lab.demo.test", issuer=lab_issuing),
                 chain=(lab_issuing, lab_root), expected=_rules("untrusted-chain")))
+    # Leaf + intermediate, the root left out (as servers should): untrusted, not incomplete.
+    add(Service(name="private-chain-no-root", leaf=leaf("lab2.demo.test", issuer=lab_issuing),
+                chain=(lab_issuing,), expected=_rules("untrusted-chain")))
+    long_chain = [issuing]
+    for i in range(9):  # nine intermediates: one more than verifiers build
+        long_chain.append(forge(subject=f"CN=Demo Tier {i},O=Demo Corp", sans=(), ca=True,
+                                issuer=long_chain[-1], not_before=now - 30 * _DAY, days=900))
+    add(Service(name="path-too-long", leaf=leaf("deep.demo.test", issuer=long_chain[-1]),
+                chain=tuple(reversed(long_chain)), expected=_rules("path-too-long")))
+    # CA/Browser Forum BR shapes the path builder lets through.
+    add(Service(name="no-eku", leaf=leaf("noeku.demo.test", eku=()), chain=(issuing,),
+                expected=_rules("leaf-eku")))
+    add(Service(name="wildcard-public-suffix", leaf=leaf("*.test"), chain=(issuing,),
+                expected=_rules("wildcard", "wildcard-public-suffix")))
+    add(Service(name="ip-cn-leading-zeros", leaf=leaf("127.000.000.001", sans=IP_SAN),
+                chain=(issuing,), expected=_rules("ip-name-form")))
+    revoked_serial = 0x5EED_0001
+    if crl_url:
+        add(Service(name="revoked", leaf=leaf("revoked.demo.test", serial=revoked_serial,
+                                              crl_url=crl_url),
+                    chain=(issuing,), expected=_rules("revoked")))
+        e.crl_der = _crl(issuing, now, revoked_serial)
     add(Service(name="bad-serial", leaf=leaf("serial.demo.test", serial=1 << 165),
                 chain=(issuing,), expected=_rules("bad-serial")))
     add(Service(name="placeholder-smtp", starttls="smtp", leaf=leaf(
@@ -136,6 +163,10 @@ def build_estate(now: dt.datetime | None = None) -> DemoEstate:
     f(FileItem(name="app.pem", cert=leaf("files.demo.test"), key_mode=0o644,
                expected=_rules("private-key-exposed")))
     f(FileItem(name="demo-root.pem", cert=root))
+    f(FileItem(name="root-with-eku.pem", cert=forge(
+        subject="CN=Appliance Root,O=Demo Corp", sans=(), ca=True, eku=("serverAuth",),
+        eku_on_ca=True, not_before=now - 30 * _DAY, days=3650),
+        expected=_rules("root-profile")))
     f(FileItem(name="old-v1.pem", cert=leaf("v1.demo.test", version=1),
                expected=_rules("v1-certificate", "missing-san")))
     f(FileItem(name="legacy-sha1.pem", cert=leaf("sha1-file.demo.test", hash_name="sha1"),
@@ -143,6 +174,54 @@ def build_estate(now: dt.datetime | None = None) -> DemoEstate:
     f(FileItem(name="excepted-selfsigned.pem", cert=forge(
         subject="CN=printer.demo.test", sans=("printer.demo.test",), not_before=nb, days=60)))
     return e
+
+
+def _crl(issuer: Forged, now: dt.datetime, *serials: int) -> bytes:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    b = (cx509.CertificateRevocationListBuilder()
+         .issuer_name(cx509.load_der_x509_certificate(issuer.der).subject)
+         .last_update(now - _DAY).next_update(now + 7 * _DAY)
+         .add_extension(cx509.CRLNumber(1), critical=False))
+    for serial in serials:
+        b = b.add_revoked_certificate(cx509.RevokedCertificateBuilder().serial_number(serial)
+                                      .revocation_date(now - _DAY).build())
+    return b.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+class CrlPublisher:
+    """The issuing CA's CRL over HTTP on 127.0.0.1 (bound first: the leaves carry its URL)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        publisher = self
+        self.body = b""
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # the demo prints its own summary
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/pkix-crl")
+                self.send_header("Content-Length", str(len(publisher.body)))
+                self.end_headers()
+                self.wfile.write(publisher.body)
+
+        self._server = ThreadingHTTPServer((HOST, 0), Handler)
+        self.url = f"http://{HOST}:{self._server.server_address[1]}/issuing.crl"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self, body: bytes) -> None:
+        self.body = body
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
 
 
 def policy_yaml(estate: DemoEstate, folder: Path, anchor: Path, ports: dict[str, int],
@@ -164,6 +243,9 @@ owners:
 {owners}
   - {{match: "file://{folder}/*", team: storage, contact: storage@demo.test}}
 # tls://{HOST}:{shadow} has no owner on purpose: it is the shadow certificate.
+revocation:
+  fetch: true                  # the demo's CRL is published on loopback
+  allow: ["{HOST}/32"]
 exceptions:
   - location: "file://{folder}/excepted-selfsigned.pem"
     rules: [self-signed]

@@ -81,7 +81,9 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
           days: int = 60, ca: bool | None = False, hash_name: str = "sha256",
           serial: int = 0x1234_5678_9ABC, version: int = 3,
           eku: tuple[str, ...] = ("serverAuth",), self_issued_bad_signature: bool = False,
-          issuer_name: str | None = None, signer_key: PrivateKey | None = None) -> Forged:
+          issuer_name: str | None = None, signer_key: PrivateKey | None = None,
+          path_length: int | None = None, eku_on_ca: bool = False,
+          crl_url: str | None = None) -> Forged:
     """One certificate. ``issuer=None`` is self-signed. Subject like ``CN=a,O=b``.
 
     ``self_issued_bad_signature``: issuer name = subject, but signed by another key (a
@@ -102,11 +104,12 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
          .public_key(priv.public_key()).serial_number(4242)
          .not_valid_before(nb).not_valid_after(na))
     if ca is not None:
-        b = b.add_extension(cx509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        b = b.add_extension(cx509.BasicConstraints(ca=ca, path_length=path_length if ca else None),
+                            critical=True)
     if sans:
         b = b.add_extension(cx509.SubjectAlternativeName([_general_name(n) for n in sans]),
                             critical=False)
-    if eku and not ca:
+    if eku and (not ca or eku_on_ca):  # a CA with an EKU is outside the BR root profile
         b = b.add_extension(cx509.ExtendedKeyUsage(
             [getattr(ExtendedKeyUsageOID, _EKU[e]) for e in eku]), critical=False)
     b = b.add_extension(cx509.SubjectKeyIdentifier.from_public_key(priv.public_key()),
@@ -114,6 +117,10 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
     if issuer is not None:
         b = b.add_extension(cx509.AuthorityKeyIdentifier.from_issuer_public_key(
             issuer.key.public_key()), critical=False)
+    if crl_url:
+        b = b.add_extension(cx509.CRLDistributionPoints([cx509.DistributionPoint(
+            full_name=[cx509.UniformResourceIdentifier(crl_url)], relative_name=None,
+            reasons=None, crl_issuer=None)]), critical=False)
     if ca:
         b = b.add_extension(cx509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,
@@ -126,7 +133,8 @@ def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.de
 
 
 _EKU = {"serverAuth": "SERVER_AUTH", "clientAuth": "CLIENT_AUTH",
-        "emailProtection": "EMAIL_PROTECTION", "codeSigning": "CODE_SIGNING"}
+        "emailProtection": "EMAIL_PROTECTION", "codeSigning": "CODE_SIGNING",
+        "anyExtendedKeyUsage": "ANY_EXTENDED_KEY_USAGE"}
 
 
 def _name(text: str) -> cx509.Name:

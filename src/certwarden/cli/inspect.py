@@ -9,13 +9,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from certwarden.cli.common import FiniteFloatRange
-from certwarden.errors import CertwardenError, ParseError, PasswordError
+from certwarden.cli.common import FiniteFloatRange, trust_option
+from certwarden.errors import CertwardenError, ParseError, PasswordError, UsageError
 
 if TYPE_CHECKING:
     from certwarden.assess import Finding
     from certwarden.records import Sighting
     from certwarden.x509 import Parsed
+    from certwarden.x509.revocation import Crl
+
+MAX_CRL_BYTES = 64 * 1024 * 1024  # a large public CA's CRL is tens of MB
 
 password_option = click.option(
     "--password", envvar="CERTWARDEN_PASSWORD", default=None,
@@ -57,16 +60,18 @@ def _interactive() -> bool:
 @click.command("inspect")
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per certificate.")
-@click.option("--trust", "trust", default=None, metavar="FILE|DIR",
-              help="Verify each chain against this trust store (PEM file or directory).")
+@trust_option
+@click.option("--crl", "crl_paths", multiple=True, metavar="FILE",
+              help="A CRL (DER or PEM) to honour when verifying with --trust (repeatable).")
 @click.option("--sni", default=None, help="Server name to send for host:port sources.")
 @click.option("--timeout", default=10.0, show_default=True, help="Seconds per connection.",
               type=FiniteFloatRange(0.05, 600))
 @click.option("--policy", "policy_path", default=None, metavar="FILE",
               help="Judge with this policy YAML (default: the built-in policy).")
 @password_option
-def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni: str | None,
-                timeout: float, policy_path: str | None, password: str | None) -> None:
+def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None,
+                crl_paths: tuple[str, ...], sni: str | None, timeout: float,
+                policy_path: str | None, password: str | None) -> None:
     """What is this certificate? SOURCE: file, directory, - (stdin) or host:port."""
     from certwarden.x509 import Parsed
 
@@ -89,7 +94,10 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
     if not parsed:  # e.g. a directory holding no certificate: say so rather than print nothing
         raise ParseError(sources[0] if len(sources) == 1 else f"{len(sources)} sources",
                          "no certificate found")
-    verdicts = _verify(parsed, trust, sni) if trust else {}
+    if crl_paths and not trust:
+        raise UsageError("--crl is honoured when verifying: give --trust too")
+    crls = [_read_crl(p) for p in crl_paths]
+    verdicts = _verify(parsed, trust, sni, crls) if trust else {}
     findings = _findings(parsed, trust, policy_path)
     if as_json:
         _print_json(parsed, verdicts, findings)
@@ -99,10 +107,17 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
         click.echo(f"certwarden: skipped: {err}", err=True)
 
 
-def _verify(parsed: list[Parsed], trust: str, sni: str | None,
+def _read_crl(path: str) -> Crl:
+    from certwarden.x509.parse import read_limited
+    from certwarden.x509.revocation import Crl
+
+    return Crl.from_bytes(read_limited(path, MAX_CRL_BYTES, what="a CRL"), origin=path)
+
+
+def _verify(parsed: list[Parsed], trust: str, sni: str | None, crls: list[Crl],
             ) -> dict[tuple[str, int], list[str]]:
     from certwarden.discovery.tls_fetch import split_target
-    from certwarden.x509.verify import TrustStore, verify_chain
+    from certwarden.x509.verify import Problem, TrustStore, verify_chain
 
     store = TrustStore.load(trust)
     out: dict[tuple[str, int], list[str]] = {}
@@ -115,8 +130,10 @@ def _verify(parsed: list[Parsed], trust: str, sni: str | None,
             # The name a client checks is the one it asked for: the SNI, else the host.
             hostname = sni or split_target(p.source[6:])[0]
         result = verify_chain(p.certificates[0], p.certificates[1:], store, hostname=hostname,
-                              at=now)
+                              at=now, crls=crls)
         out[(p.source, 0)] = [str(x) for x in result.problems] or ["ok"]
+        if result.detail and {Problem.REVOKED, Problem.BAD_CRL} & set(result.problems):
+            out[(p.source, 0)].append(f"({result.detail})")
     return out
 
 

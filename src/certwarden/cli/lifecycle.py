@@ -115,14 +115,12 @@ def trust() -> None:
 def bundle(ctx: click.Context, out_dir: str, formats: tuple[str, ...], storepass: str,
            namespace: str | None, extras: tuple[str, ...]) -> None:
     """Write the root as a PEM bundle, JKS and PKCS#12 truststores, and a ConfigMap."""
-    from certwarden.ca.model import IssuerRole
-    from certwarden.lifecycle.trust import ALL_FORMATS, BundleFormat, write_bundles
+    from certwarden.lifecycle.trust import ALL_FORMATS, BundleFormat, own_anchors, write_bundles
     from certwarden.store.ca_ledger import SqlLedger
-    from certwarden.x509 import Certificate, read_source
+    from certwarden.x509 import read_source
 
     ledger = SqlLedger.open(ctx.obj.get("db_url"))
-    anchors = [Certificate.from_der(i.certificate_der) for i in ledger.issuers()
-               if i.role is IssuerRole.ROOT]
+    anchors = list(own_anchors(ledger))
     for path in extras:
         extra = read_source(path).certificates
         if not extra:  # a key file, say: naming it and adding nothing would mislead

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING
 
 import click
 
-from certwarden.cli.common import Findings, VocabularyChoice, fail, write_text
+from certwarden.cli.common import Findings, VocabularyChoice, fail, trust_option, write_text
 from certwarden.records import Severity
 
 if TYPE_CHECKING:
     from certwarden.assess import Assessment, Policy
     from certwarden.records import Sighting
     from certwarden.x509 import Certificate
+    from certwarden.x509.revocation import RevocationIndex
 
 _SEVERITIES = [s.value for s in Severity]
 _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
@@ -45,13 +47,45 @@ def years_from(text: str | None) -> range:
         fail(str(exc))
 
 
-def run_assessment(db_url: str, policy: Policy) -> Assessment:
+def own_ca_anchors(db_url: str) -> tuple[Certificate, ...]:
+    """The roots of the CA recorded beside this inventory (none when there is no CA)."""
+    from certwarden.lifecycle.trust import own_anchors
+    from certwarden.store.ca_ledger import SqlLedger
+
+    ledger = SqlLedger.open(db_url)
+    try:
+        return own_anchors(ledger)
+    finally:
+        ledger.close()
+
+
+def revocations_for(db_url: str, policy: Policy, sightings: list[Sighting],
+                    certificates: list[Certificate]) -> RevocationIndex:
+    """Our CA's ledger, plus the CRLs and OCSP answers the policy opts in to fetching."""
+    from certwarden.lifecycle.revocation import fetcher_for, gather
+    from certwarden.settings import data_dir
+    from certwarden.store.ca_ledger import SqlLedger
+
+    fetcher = fetcher_for(policy, cache_dir=data_dir(os.environ) / "revocation-cache")
+    ledger = SqlLedger.open(db_url)
+    try:
+        found = gather(sightings, certificates, ledger=ledger, fetcher=fetcher)
+    finally:
+        ledger.close()
+    for note in found.notes:
+        click.echo(f"certwarden: revocation: {note}", err=True)
+    return found.index
+
+
+def run_assessment(db_url: str, policy: Policy, trust_spec: str | None = None,
+                   ) -> Assessment:
     from certwarden.assess import assess, load_trust
 
-    trust = load_trust(policy)
+    trust = load_trust(policy, spec=trust_spec, own=own_ca_anchors(db_url))
     sightings, certificates, owners = read_inventory(db_url)
+    revocations = revocations_for(db_url, policy, sightings, certificates)
     return assess(sightings, certificates=certificates, policy=with_owners(policy, owners),
-                  trust=trust)
+                  trust=trust, revocations=revocations)
 
 
 def with_owners(policy: Policy, owners: dict[str, tuple[str, str | None]]) -> Policy:
@@ -90,9 +124,11 @@ def _formats() -> list[str]:
               help="Policy YAML (default: the built-in policy; see --show-policy).")
 @click.option("--years", default=None, help=_YEARS_HELP)
 @click.option("--show-policy", is_flag=True, help="Print the built-in default policy and exit.")
+@trust_option
 @click.pass_context
 def report_cmd(ctx: click.Context, fmt: str, out: str | None, fail_on: str | None,
-               policy_path: str | None, years: str | None, show_policy: bool) -> None:
+               policy_path: str | None, years: str | None, show_policy: bool,
+               trust: str | None) -> None:
     """Assess the inventory against the policy and report the findings."""
     from certwarden.assess import DEFAULT_POLICY_YAML
     from certwarden.assess.forecast import forecast
@@ -102,7 +138,7 @@ def report_cmd(ctx: click.Context, fmt: str, out: str | None, fail_on: str | Non
         click.echo(DEFAULT_POLICY_YAML, nl=False)
         return
     span = years_from(years)
-    result = run_assessment(ctx.obj["db_url"], policy_from(policy_path))
+    result = run_assessment(ctx.obj["db_url"], policy_from(policy_path), trust)
     emit(render(result, ReportFormat(fmt), forecast(result.certificates, span)), out)
     for err in result.errors:
         click.echo(f"certwarden: not assessed: {err}", err=True)

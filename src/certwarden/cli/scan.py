@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from certwarden.cli.common import FiniteFloatRange, VocabularyChoice, emit_json, fail
+from certwarden.cli.common import (
+    FiniteFloatRange,
+    VocabularyChoice,
+    emit_json,
+    fail,
+    trust_option,
+)
 from certwarden.records import Outcome, OutcomeStatus, Sighting
 
 if TYPE_CHECKING:
@@ -53,7 +62,8 @@ class _Shown:
         self.json_uri: list[str] = []  # location of each JSON object, for its findings
         self.seen: list[Sighting] = []  # this scan's leaves, judged when it ends
 
-    def __call__(self, r: ProbeResult, item: Sighting | Outcome) -> None:
+    def __call__(self, probe: _Probe, item: Sighting | Outcome) -> None:
+        r = probe.raw
         if isinstance(item, Sighting):
             self.seen.append(item)
             certs, status, reason = (item.certificate, *item.chain), OutcomeStatus.OK, None
@@ -62,6 +72,31 @@ class _Shown:
         if self.keep_json and status in self.reached:
             self.json.append(_json(r, certs, status, reason))
             self.json_uri.append(r.location.uri)
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """A probe result as the recorder takes it; with ``staple_timeout``, its sighting also
+    carries the OCSP response the server staples (asked in the writer thread, one TLS 1.2
+    hello per implicit-TLS endpoint reached: ``--ocsp-staple`` only)."""
+
+    raw: ProbeResult
+    staple_timeout: float | None = None
+
+    def record(self, cache: dict[bytes, Certificate]) -> Sighting | Outcome:
+        item = self.raw.record(cache)
+        if self.staple_timeout is None or not isinstance(item, Sighting):
+            return item
+        loc = item.location
+        if loc.starttls or loc.host is None or loc.port is None:
+            return item  # the staple probe speaks TLS from the first byte only
+        from certwarden.discovery.ocsp_staple import fetch_staple
+
+        der = fetch_staple(loc.host, loc.port, sni=loc.sni, timeout=self.staple_timeout)
+        if der is None:
+            return item
+        return dataclasses.replace(item, extra={**item.extra,
+                                                "ocsp_staple": base64.b64encode(der).decode()})
 
 
 def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: OutcomeStatus,
@@ -77,10 +112,10 @@ def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: OutcomeStatus,
 
 
 async def _counted(results: AsyncIterator[ProbeResult], progress: Progress | None,
-                   total: int) -> AsyncIterator[ProbeResult]:
+                   total: int, staple_timeout: float | None) -> AsyncIterator[_Probe]:
     task = progress.add_task("scanning", total=total) if progress else None
     async for result in results:
-        yield result
+        yield _Probe(result, staple_timeout)
         if progress is not None and task is not None:
             progress.advance(task)
 
@@ -103,11 +138,17 @@ async def _counted(results: AsyncIterator[ProbeResult], progress: Progress | Non
 @click.option("--retries", default=0, show_default=True, type=click.IntRange(0, 10),
               help="Retries after a timeout or reset.")
 @click.option("--json-out", "json_out", default=None, metavar="FILE",
-              help="Write one JSON object per endpoint reached (- for stdout).")
+              help="Write ONE JSON array (not JSON Lines) holding an object per endpoint "
+                   "reached (- for stdout); `jq -c '.[]'` turns it into lines.")
+@click.option("--ocsp-staple", "ocsp_staple", is_flag=True,
+              help="Also ask each TLS endpoint for its stapled OCSP response (one more TLS "
+                   "1.2 hello per endpoint); a revoked staple is a `revoked` finding.")
+@trust_option
 @click.pass_context
 def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | None,
              snis: tuple[str, ...], starttls: str, concurrency: int, rate_text: str | None,
-             timeout: float, retries: int, json_out: str | None) -> None:
+             timeout: float, retries: int, json_out: str | None, ocsp_staple: bool,
+             trust: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
     import asyncio
 
@@ -120,7 +161,8 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         TimeElapsedColumn,
     )
 
-    from certwarden.assess import findings_by_location
+    from certwarden.assess import default_policy, findings_by_location, load_trust
+    from certwarden.cli.report import own_ca_anchors, revocations_for
     from certwarden.discovery.net import Scanner, ScanOptions
     from certwarden.discovery.net import StarttlsMode as Mode
     from certwarden.discovery.targets import (
@@ -133,6 +175,9 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
     )
     from certwarden.store.inventory import Inventory
 
+    # Before connecting anywhere: a bad --trust is a usage error, not a lost scan.
+    policy = default_policy()
+    store = load_trust(policy, spec=trust, own=own_ca_anchors(ctx.obj.get("db_url")))
     specs = read_targets(targets)
     ports = parse_ports(ports_text) if ports_text is not None else DEFAULT_PORTS
     mode: Mode | Starttls = (Mode(starttls.lower()) if starttls.lower() in Mode.__members__
@@ -150,10 +195,15 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
     with Inventory.open(ctx.obj.get("db_url")) as inv, inv.record("net", list(targets)) as rec:
         started = time.perf_counter()
         with progress or contextlib.nullcontext():
-            asyncio.run(rec.stream(_counted(Scanner(options).scan(eps), progress, total),
+            asyncio.run(rec.stream(_counted(Scanner(options).scan(eps), progress, total,
+                                            timeout if ocsp_staple else None),
                                    seen=shown))
     elapsed = time.perf_counter() - started
-    findings = findings_by_location(shown.seen)
+    findings = findings_by_location(
+        shown.seen, policy=policy, trust=store,
+        # the trust anchors too: a staple is checked against the issuer, which may be one
+        revocations=revocations_for(ctx.obj.get("db_url"), policy, shown.seen,
+                                    list(store.anchors)))
     if json_out is not None:
         for obj, uri in zip(shown.json, shown.json_uri, strict=True):
             obj["findings"] = [{"rule": f.rule, "severity": str(f.severity), "message": f.message}

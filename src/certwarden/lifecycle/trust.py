@@ -18,6 +18,8 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from certwarden.ca.ledger import Ledger
+from certwarden.ca.model import IssuerRole
 from certwarden.errors import UsageError
 from certwarden.x509 import Certificate
 
@@ -37,6 +39,12 @@ ALL_FORMATS = tuple(BundleFormat)
 _NAMESPACE = re.compile(r"[a-z0-9](?:[-a-z0-9]{0,61}[a-z0-9])?")
 FILE_NAMES = {BundleFormat.PEM: "ca-bundle.pem", BundleFormat.JKS: "truststore.jks",
               BundleFormat.PKCS12: "truststore.p12", BundleFormat.K8S: "trust-configmap.yaml"}
+
+
+def own_anchors(ledger: Ledger) -> tuple[Certificate, ...]:
+    """The roots of certwarden's own CA: what every client (and the assessment) must trust."""
+    return tuple(Certificate.from_der(i.certificate_der) for i in ledger.issuers()
+                 if i.role is IssuerRole.ROOT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -199,3 +199,12 @@ def oid(dotted: str) -> bytes:
 
 def bit_string(data: bytes) -> bytes:
     return encode(BIT_STRING, b"\x00" + data)
+def spki_key_bits(spki: bytes) -> bytes:
+    """The subjectPublicKey BIT STRING contents of a SubjectPublicKeyInfo, without the
+    unused-bits octet: what an OCSP CertID's issuerKeyHash is taken over (RFC 6960 §4.1.1)."""
+    _t, i, _end = tlv(spki, 0)
+    i = tlv(spki, i)[2]  # algorithm
+    tag, start, end = tlv(spki, i)
+    if tag != 0x03 or end <= start:
+        raise DERError("no BIT STRING in SubjectPublicKeyInfo")
+    return spki[start + 1 : end]

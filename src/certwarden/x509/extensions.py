@@ -10,6 +10,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from cryptography import x509 as cx509
+from cryptography.x509.oid import AuthorityInformationAccessOID
 
 from certwarden.errors import one_line
 
@@ -55,6 +56,9 @@ class Extensions:
     eku: tuple[str, ...] = ()
     ski: str | None = None
     aki: str | None = None
+    aki_issuer_serial: bool = False  # authorityCertIssuer / authorityCertSerialNumber present
+    crl_urls: tuple[str, ...] = ()  # CRL distribution point URIs
+    ocsp_urls: tuple[str, ...] = ()  # AIA OCSP responder URIs
     extensions: tuple[Extension, ...] = ()
 
 
@@ -99,8 +103,19 @@ def _read_extension(out: Extensions, ext: cx509.Extension[cx509.ExtensionType]) 
         out.eku = tuple(oid_name(o) for o in value)
     elif isinstance(value, cx509.SubjectKeyIdentifier):
         out.ski = value.digest.hex()
-    elif isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier:
-        out.aki = value.key_identifier.hex()
+    elif isinstance(value, cx509.AuthorityKeyIdentifier):
+        if value.key_identifier:
+            out.aki = value.key_identifier.hex()
+        out.aki_issuer_serial = (value.authority_cert_issuer is not None
+                                 or value.authority_cert_serial_number is not None)
+    elif isinstance(value, cx509.CRLDistributionPoints):
+        out.crl_urls = tuple(n.value for dp in value for n in dp.full_name or ()
+                             if isinstance(n, cx509.UniformResourceIdentifier))
+    elif isinstance(value, cx509.AuthorityInformationAccess):
+        out.ocsp_urls = tuple(d.access_location.value for d in value
+                              if d.access_method == AuthorityInformationAccessOID.OCSP
+                              and isinstance(d.access_location,
+                                             cx509.UniformResourceIdentifier))
 
 
 def oid_name(oid: cx509.ObjectIdentifier) -> str:

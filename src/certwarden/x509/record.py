@@ -158,6 +158,21 @@ class Certificate:
     def extensions(self) -> tuple[Extension, ...]:
         return self._ext.extensions
 
+    @property
+    def aki_issuer_serial(self) -> bool:
+        """The AKI names the issuer by authorityCertIssuer / authorityCertSerialNumber."""
+        return self._ext.aki_issuer_serial
+
+    @property
+    def crl_urls(self) -> tuple[str, ...]:
+        """URIs of the CRL distribution points, in certificate order."""
+        return self._ext.crl_urls
+
+    @property
+    def ocsp_urls(self) -> tuple[str, ...]:
+        """The AIA OCSP responder URIs."""
+        return self._ext.ocsp_urls
+
     @cached_property
     def key(self) -> PublicKeyInfo:
         try:

@@ -26,9 +26,12 @@ from cryptography.x509 import verification as cv
 from certwarden.errors import ParseError, UsageError
 from certwarden.x509.parse import iter_files, read_source
 from certwarden.x509.record import Certificate, Kind
+from certwarden.x509.revocation import Crl, crl_verdicts
 from certwarden.x509.signature import signature_verifies
 
-# Depth cap when we walk a chain ourselves; cryptography's own default is also 8.
+# The most intermediates a path may hold: cryptography's builder default (and OpenSSL's
+# default verify depth of 9 counts the leaf). Our own walk is not capped by it: it follows
+# every presented certificate, so an over-long chain is named as such, not as a gap.
 DEFAULT_MAX_DEPTH = 8
 WEAK_HASHES = frozenset({"md5", "sha1", "md2", "md4"})
 
@@ -44,6 +47,8 @@ class Problem(StrEnum):
     NOT_A_CA = "not-a-ca"
     PATH_TOO_LONG = "path-too-long"
     WEAK_SIGNATURE = "weak-signature"
+    REVOKED = "revoked"  # a CRL given to verify_chain lists a certificate on the path
+    BAD_CRL = "bad-crl"  # a CRL given for an issuer on the path cannot be used (see detail)
     POLICY = "policy"  # anything else the RFC 5280 / Web PKI builder refused (see ``detail``)
 
 
@@ -110,8 +115,14 @@ def _system_bundle() -> str:
 
 def verify_chain(leaf: Certificate, intermediates: Sequence[Certificate], store: TrustStore, *,
                  hostname: str | None = None, at: dt.datetime | None = None,
-                 max_depth: int | None = None, client: bool = False) -> VerifyResult:
-    """Verify ``leaf`` (+ the untrusted ``intermediates`` presented) against ``store``."""
+                 max_depth: int | None = None, client: bool = False,
+                 crls: Sequence[Crl] = ()) -> VerifyResult:
+    """Verify ``leaf`` (+ the untrusted ``intermediates`` presented) against ``store``.
+
+    ``crls`` are honoured for every certificate on the path whose issuer they belong to: a
+    listed serial is ``revoked``; a CRL that may not be used (issuer without cRLSign, a
+    critical extension not understood, no CRL number, bad signature, stale) is ``bad-crl``.
+    """
     # RFC 5280 validity has one-second granularity: compare at that granularity.
     when = (at or dt.datetime.now(dt.UTC)).replace(microsecond=0)
     valid, detail, built = _builder_verdict(leaf, intermediates, store, hostname, when,
@@ -120,6 +131,21 @@ def verify_chain(leaf: Certificate, intermediates: Sequence[Certificate], store:
     path = ([by_sha[s] for s in built if s in by_sha] if built
             else _walk(leaf, intermediates, store, when))
     problems = _diagnose(leaf, path, store, hostname, when)
+    limit = DEFAULT_MAX_DEPTH if max_depth is None else max_depth
+    if path_depth(path) > limit:
+        problems.append(Problem.PATH_TOO_LONG)
+        detail = (f"{1 + len(intermediates)} certificate(s) presented; the path from the leaf "
+                  f"holds {path_depth(path)} intermediates, more than the {limit} a verifier "
+                  "builds")
+    if crls:
+        revoked, unusable = crl_verdicts(path, crls, when)
+        if revoked:
+            problems.append(Problem.REVOKED)
+            detail = "; ".join(f"serial {r.serial:x} revoked {r.revoked_at:%Y-%m-%d}"
+                               + (f" ({r.reason})" if r.reason else "") for r in revoked)
+        if unusable:
+            problems.append(Problem.BAD_CRL)
+            detail = "; ".join(filter(None, (detail, *unusable)))
     if not valid and not any(p is not Problem.WEAK_SIGNATURE for p in problems):
         problems.append(_classify_detail(detail))
     if problems and detail is None and any(p is Problem.POLICY for p in problems):
@@ -140,7 +166,10 @@ def _diagnose(leaf: Certificate, path: list[Certificate], store: TrustStore,
         problems.append(Problem.SELF_SIGNED)
     elif not reached_anchor:
         problems.append(Problem.UNKNOWN_ISSUER)
-        if not top.self_issued:
+        # Leaf + intermediate without the root is how a server should be configured: the
+        # root is for the client to have, so its absence is an untrusted root, not a gap. A
+        # gap is a presented chain whose top is an end-entity (the intermediate is missing).
+        if not top.self_issued and (len(path) == 1 or not top.is_ca):
             problems.append(Problem.INCOMPLETE_CHAIN)
     for cert in path:
         if cert.not_after < when:
@@ -206,7 +235,7 @@ def _walk(leaf: Certificate, intermediates: Sequence[Certificate], store: TrustS
     path = [leaf]
     seen = {leaf.sha256}
     anchors = {a.sha256 for a in store.anchors}
-    while len(path) <= DEFAULT_MAX_DEPTH:
+    while len(path) <= len(pool):  # each step takes a certificate not yet on the path
         cur = path[-1]
         if cur.sha256 in anchors or cur.kind == Kind.SELF_SIGNED:
             break
@@ -257,6 +286,13 @@ def _parsed(cert: Certificate) -> cx509.Certificate:
 # itself per leaf. Keyed by the DER (the key is a function of it); bounded, cleared when full.
 _ISSUER_KEYS: dict[bytes, tuple[cx509.Certificate | None, object]] = {}
 _ISSUER_KEYS_MAX = 4096
+
+
+def path_depth(path: Sequence[Certificate]) -> int:
+    """Intermediates on a path: every certificate but the leaf and a self-issued top (root)."""
+    if len(path) < 2:
+        return 0
+    return len(path) - (2 if path[-1].self_issued else 1)
 
 
 def _path_len_violated(path: list[Certificate]) -> bool:

@@ -7,15 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import ipaddress
 from collections.abc import Callable
 
 import pytest
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certwarden.assess import RULES, RULES_BY_ID, Estate, Policy, Target, Thresholds, Waiver
 from certwarden.assess.engine import Assessor, assess
 from certwarden.assess.policy import Owner
 from certwarden.cli.demo_forge import Forged, forge, make_key
 from certwarden.records import KeyFile, Location, Sighting
+from certwarden.x509 import Certificate
+from certwarden.x509.revocation import Crl, RevocationIndex, RevocationSource, Revoked
 from certwarden.x509.verify import TrustStore
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -60,8 +68,37 @@ def run(rule: str, sighting: Sighting, *, policy: Policy | None = None,
     a = Assessor(policy=policy, trust=TRUST, estate=estate, now=NOW)
     owner = policy.owner_of(sighting.location.uri)
     t = Target(certificate=sighting.certificate, sighting=sighting, estate=estate,
-               policy=policy, now=NOW, owner=owner, chain=a._chain(sighting))
+               policy=policy, now=NOW, owner=owner, chain=a._chain(sighting),
+               revocations=_revocations())
     return [h.message for h in RULES_BY_ID[rule].check(t)]
+
+
+_LEDGER_REVOKED, _CRL_REVOKED = 0xDEAD01, 0xC41
+_REVOKED_SUB = forge(subject="CN=Revoked Sub CA", sans=(), ca=True, issuer=_INTER,
+                     serial=_LEDGER_REVOKED, not_before=NOW - 10 * DAY, days=500)
+
+
+@functools.cache
+def _revocations() -> RevocationIndex:
+    """What every vector's run knows is revoked: one serial in our CA's ledger, one in a CRL
+    of the trusted issuing CA (checked against that issuer before it counts)."""
+    inter = _INTER.certificate
+    assert inter.subject_key_id is not None
+    ledger = Revoked(serial=_LEDGER_REVOKED, revoked_at=NOW - DAY, reason="keyCompromise",
+                     source=RevocationSource.LEDGER, origin="certwarden CA ledger")
+    crl = (cx509.CertificateRevocationListBuilder()
+           .issuer_name(cx509.load_der_x509_certificate(inter.der).subject)
+           .last_update(NOW - DAY).next_update(NOW + 6 * DAY)
+           .add_extension(cx509.CRLNumber(7), critical=False)
+           .add_revoked_certificate(cx509.RevokedCertificateBuilder()
+                                    .serial_number(_CRL_REVOKED)
+                                    .revocation_date(NOW - 3 * DAY).build())
+           .sign(_INTER.key, hashes.SHA256()))
+    return RevocationIndex(
+        listed={(inter.subject_key_id, _LEDGER_REVOKED): ledger},
+        crls=(Crl.from_bytes(crl.public_bytes(serialization.Encoding.DER),
+                             origin="http://127.0.0.1/inter.crl"),),
+        issuers={inter.subject: (inter,)})
 
 
 # rule id -> (vectors that must fire, vectors that must not). Each vector builds a Sighting.
@@ -78,12 +115,31 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
                      sni="si.example.test")],
         [lambda: tls(_SELF, (), sni="self.example.test"), lambda: tls(good())]),
     "untrusted-chain": (
-        [lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT))],
+        [lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT)),
+         # issue 11 item 4: leaf + intermediate, root left out as it should be
+         lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER,))],
         [lambda: tls(good()), lambda: tls(good(), (_INTER, _ROOT)),
-         lambda: tls(_SELF, (), sni="self.example.test")]),
+         lambda: tls(_SELF, (), sni="self.example.test"),
+         lambda: _long_chain(200)]),  # path-too-long says it: one cause, one finding
     "incomplete-chain": (
-        [lambda: tls(good(), ()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER,))],
-        [lambda: tls(good()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT))]),
+        [lambda: tls(good(), ()), lambda: tls(good(issuer=_PRIV_INTER), ())],
+        [lambda: tls(good()), lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER, _PRIV_ROOT)),
+         lambda: tls(good(issuer=_PRIV_INTER), (_PRIV_INTER,)), lambda: _long_chain(10),
+         lambda: _long_chain(200)]),  # issue 11 item 6: all presented, so nothing missing
+    "path-too-long": (
+        [lambda: _long_chain(200), lambda: _long_chain(11),
+         lambda: tls(good(issuer=_LEN0_INNER), (_LEN0_INNER, _LEN0_OUTER))],
+        [lambda: tls(good()), lambda: _long_chain(10),
+         lambda: tls(good(issuer=_LEN0_OUTER), (_LEN0_OUTER,))]),
+    "revoked": (
+        [lambda: tls(good(serial=_LEDGER_REVOKED)), lambda: file(good(serial=_CRL_REVOKED)),
+         lambda: tls(good(serial=_CRL_REVOKED)),
+         # a revoked intermediate in the served chain revokes every leaf under it
+         lambda: tls(good(issuer=_REVOKED_SUB), (_REVOKED_SUB, _INTER))],
+        [lambda: tls(good()), lambda: file(good()),
+         lambda: tls(_SELF, (), sni="self.example.test"), lambda: tls(good(), ()),
+         # the same serial under another issuer is another certificate
+         lambda: tls(good(issuer=_PRIV_INTER, serial=_CRL_REVOKED), (_PRIV_INTER,))]),
     "expired": (
         [lambda: tls(good(not_before=NOW - 100 * DAY, days=50))],
         [lambda: tls(good())]),
@@ -105,7 +161,8 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
         [lambda: tls(good()), lambda: file(_ROOT, "/etc/ssl/certs/root.pem")]),
     "weak-key": (
         [lambda: tls(good(key="rsa1024")), lambda: tls(good(key="ec192")),
-         lambda: tls(good(key="dsa2048"))],
+         lambda: tls(good(key="dsa2048")), lambda: tls(good(key="rsa2052")),
+         lambda: tls(good(key=ec.generate_private_key(ec.SECP256K1())))],
         [lambda: tls(good()), lambda: tls(good(key="rsa2048")), lambda: tls(good(key="ed25519"))]),
     "weak-signature": (
         [lambda: file(forge(key="rsa2048", hash_name="sha1", not_before=NOW - DAY)),
@@ -118,8 +175,41 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
         [lambda: tls(good()), lambda: file(_ROOT, "/etc/ssl/certs/root.pem"),
          lambda: file(good(sans=(), eku=("clientAuth",)))]),
     "cn-not-in-san": (
-        [lambda: tls(good(subject="CN=other.example.test"))],
-        [lambda: tls(good()), lambda: tls(good(subject="O=No CN"))]),
+        [lambda: tls(good(subject="CN=other.example.test")),
+         lambda: tls(good(subject="CN=10.0.0.2", sans=("10.0.0.1",)), sni=None)],
+        [lambda: tls(good()), lambda: tls(good(subject="O=No CN")),
+         # the same address spelled otherwise: ip-name-form's finding, not this one
+         lambda: tls(good(subject="CN=127.000.000.001", sans=("127.0.0.1",)), sni=None)]),
+    "leaf-eku": (
+        [lambda: tls(good(eku=())), lambda: file(good(eku=("anyExtendedKeyUsage",))),
+         lambda: tls(good(eku=("serverAuth", "anyExtendedKeyUsage"))),
+         lambda: tls(good(eku=("clientAuth",)))],
+        [lambda: tls(good()), lambda: file(good(eku=("clientAuth",))),
+         lambda: file(_ROOT, "/etc/ssl/certs/root.pem"), lambda: tls(_INTER, (_ROOT,))]),
+    "root-profile": (
+        [lambda: file(forge(subject="CN=EKU Root", sans=(), ca=True, eku=("serverAuth",),
+                            eku_on_ca=True, not_before=NOW - DAY), "/etc/ssl/certs/e.pem"),
+         lambda: file(_aki_issuer_serial_root(), "/etc/ssl/certs/a.pem")],
+        [lambda: file(_ROOT, "/etc/ssl/certs/root.pem"), lambda: tls(good())]),
+    "wildcard-public-suffix": (
+        [lambda: tls(good(sans=("*.co.uk",), subject="CN=*.co.uk"), sni="x.co.uk"),
+         lambda: tls(good(sans=("*.github.io",), subject="CN=*.github.io"), sni="a.github.io"),
+         lambda: file(good(sans=(), subject="CN=*.com"))],
+        [lambda: tls(good()),
+         lambda: tls(good(sans=("*.example.co.uk",), subject="CN=*.example.co.uk"),
+                     sni="a.example.co.uk")]),
+    "ip-name-form": (
+        [lambda: tls(good(subject="CN=127.000.000.001", sans=("127.0.0.1",)), sni=None),
+         lambda: tls(good(subject="CN=10.1", sans=("10.1",))),
+         lambda: tls(good(subject="CN=app.example.test",
+                          sans=("app.example.test", "::ffff:10.0.0.1"))),
+         lambda: tls(_netmask_san_leaf()),
+         lambda: tls(good(subject="CN=2001:DB8::1", sans=("2001:db8::1",)), sni=None)],
+        [lambda: tls(good()),
+         lambda: tls(good(subject="CN=127.0.0.1", sans=("127.0.0.1",)), sni=None),
+         lambda: tls(good(subject="CN=2001:db8::1", sans=("2001:db8::1",)), sni=None),
+         lambda: tls(good(subject="CN=0xcafe.example.test", sans=("0xcafe.example.test",)),
+                     sni="0xcafe.example.test")]),
     "wildcard": (
         [lambda: tls(good(sans=("*.example.test",), subject="CN=*.example.test"))],
         [lambda: tls(good())]),
@@ -161,6 +251,62 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
         [lambda: tls(good())]),
 }
 _REUSE_KEY = make_key("ec256")
+
+
+def _built(subject: str, issuer: Forged | None, *, ca: bool,
+           extensions: tuple[tuple[cx509.ExtensionType, bool], ...]) -> Forged:
+    """A certificate built with cryptography directly, for shapes ``forge`` does not make."""
+    key = make_key("ec256")
+    name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name = (cx509.load_der_x509_certificate(issuer.der).subject if issuer else name)
+    b = (cx509.CertificateBuilder().subject_name(name).issuer_name(issuer_name)
+         .public_key(key.public_key()).serial_number(77)
+         .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
+         .add_extension(cx509.BasicConstraints(ca=ca, path_length=None), critical=True)
+         .add_extension(cx509.SubjectKeyIdentifier.from_public_key(key.public_key()), False))
+    for ext, critical in extensions:
+        b = b.add_extension(ext, critical)
+    signer = issuer.key if issuer else key
+    der = b.sign(signer, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    return Forged(certificate=Certificate.from_der(der), key=key)
+
+
+def _aki_issuer_serial_root() -> Forged:
+    aki = cx509.AuthorityKeyIdentifier(
+        key_identifier=b"\x01" * 20,
+        authority_cert_issuer=[cx509.DirectoryName(cx509.Name([
+            cx509.NameAttribute(NameOID.COMMON_NAME, "AKI Root")]))],
+        authority_cert_serial_number=77)
+    return _built("AKI Root", None, ca=True, extensions=((aki, False),))
+
+
+def _netmask_san_leaf() -> Forged:
+    san = cx509.SubjectAlternativeName([
+        cx509.DNSName("app.example.test"),
+        cx509.IPAddress(ipaddress.ip_network("10.0.0.0/24"))])
+    eku = cx509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+    aki = cx509.AuthorityKeyIdentifier.from_issuer_public_key(_INTER.key.public_key())
+    return _built("app.example.test", _INTER, ca=False,
+                  extensions=((san, False), (eku, False), (aki, False)))
+# pathLenConstraint 0 on the upper CA, yet a CA below it: one intermediate too many.
+_LEN0_OUTER = forge(subject="CN=Len0 Issuing", sans=(), ca=True, issuer=_ROOT, path_length=0,
+                    not_before=NOW - 10 * DAY, days=1000)
+_LEN0_INNER = forge(subject="CN=Len0 Sub", sans=(), ca=True, issuer=_LEN0_OUTER,
+                    not_before=NOW - 10 * DAY, days=900)
+_CHAINS: dict[int, tuple[Forged, ...]] = {}
+
+
+def _long_chain(n: int) -> Sighting:
+    """n certificates chain-0 (the trusted root) .. chain-(n-1) (the leaf), all presented."""
+    if n not in _CHAINS:
+        certs = [_ROOT]
+        for i in range(1, n - 1):
+            certs.append(forge(subject=f"CN=chain-{i}", sans=(), ca=True, issuer=certs[-1],
+                               not_before=NOW - 10 * DAY, days=1000))
+        _CHAINS[n] = tuple(certs)
+    certs_ = _CHAINS[n]
+    leaf = good(issuer=certs_[-1])
+    return tls(leaf, tuple(reversed(certs_)))
 
 
 def _key_reuse() -> tuple[Sighting, Sighting]:

@@ -29,11 +29,20 @@ def test_served_only_rules_fire_only_on_a_served_leaf() -> None:
                                  not_before=NOW - DAY, days=365).certificate], name="other")
     served_only = [r for r in RULES if r.served_only]
     assert {r.id for r in served_only} == {"untrusted-chain", "incomplete-chain",
-                                           "hostname-mismatch", "ca-cert-served-as-leaf"}
+                                           "hostname-mismatch", "ca-cert-served-as-leaf",
+                                           "path-too-long"}
+    # pathLenConstraint 0 on ``inter``, and yet a CA under it: a path one CA too long.
+    len0 = forge(subject="CN=Len0 Issuing", sans=(), ca=True, issuer=root, path_length=0,
+                 not_before=NOW - 9 * DAY, days=1000)
+    sub = forge(subject="CN=Len0 Sub", sans=(), ca=True, issuer=len0,
+                not_before=NOW - 9 * DAY, days=900)
+    deep = forge(subject="CN=c.example.test", sans=("c.example.test",), issuer=sub,
+                 not_before=NOW - DAY, days=90)
     fired_served: set[str] = set()
-    for f in (leaf, ca_leaf):
+    for f, full_chain in ((leaf, (inter, root)), (ca_leaf, (inter, root)),
+                          (deep, (sub, len0, root))):
         where = Location.tls("wrong.example.test", 443)
-        full = (inter.certificate, root.certificate)
+        full = tuple(c.certificate for c in full_chain)
         served = (  # an incomplete chain, and a complete one to an unknown root
             Sighting(certificate=f.certificate, location=where, seen_at=NOW),
             Sighting(certificate=f.certificate, location=where, seen_at=NOW, chain=full),
