@@ -23,8 +23,8 @@ import httpx
 from certwarden.errors import ConnectError, ParseError
 from certwarden.x509 import Certificate
 from certwarden.x509.revocation import (
+    CheckedOcspResponse,
     Crl,
-    OcspAnswer,
     RevocationSource,
     ocsp_request,
     read_ocsp_response,
@@ -53,7 +53,7 @@ class RevocationFetcher:
         self.cache_dir = cache_dir
         self._clock = clock
         self._crls: dict[str, Crl] = {}
-        self._ocsp: dict[str, OcspAnswer] = {}
+        self._ocsp: dict[str, CheckedOcspResponse] = {}
         self.fetches = 0  # network requests made (the cache answered the rest)
 
     # -- the decision ------------------------------------------------------------------
@@ -99,7 +99,7 @@ class RevocationFetcher:
         return crl
 
     # -- OCSP --------------------------------------------------------------------------
-    def ocsp(self, url: str, cert: Certificate, issuer: Certificate) -> OcspAnswer:
+    def ocsp(self, url: str, cert: Certificate, issuer: Certificate) -> CheckedOcspResponse:
         """The verified OCSP answer about ``cert`` from ``url`` (see ``read_ocsp_response``)."""
         now = self._clock()
         request = ocsp_request(cert, issuer)

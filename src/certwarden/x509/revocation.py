@@ -184,7 +184,7 @@ class OcspStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OcspAnswer:
+class CheckedOcspResponse:
     """A verified OCSP single response about one certificate."""
 
     status: OcspStatus
@@ -205,7 +205,7 @@ def ocsp_request(cert: Certificate, issuer: Certificate) -> bytes:
 
 def read_ocsp_response(der: bytes, *, cert: Certificate, issuer: Certificate,
                        at: dt.datetime, origin: str,
-                       source: RevocationSource = RevocationSource.OCSP) -> OcspAnswer:
+                       source: RevocationSource = RevocationSource.OCSP) -> CheckedOcspResponse:
     """Check an OCSP response about ``cert`` (issued by ``issuer``) and read its verdict.
 
     Raises ``ParseError`` when it is not one a relying party may use: not successful, not
@@ -244,7 +244,7 @@ def read_ocsp_response(der: bytes, *, cert: Certificate, issuer: Certificate,
         reason = single.revocation_reason.value if single.revocation_reason else None
         revoked = Revoked(serial=cert.serial, revoked_at=when, reason=reason, source=source,
                           origin=origin)
-    return OcspAnswer(status=status, serial=cert.serial, this_update=this_update,
+    return CheckedOcspResponse(status=status, serial=cert.serial, this_update=this_update,
                       next_update=next_update, revoked=revoked, origin=origin)
 
 
