@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from certwarden.assess.finding import Finding, Rule, Scope, Severity
@@ -28,6 +28,14 @@ from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by,
 _SERVED_KINDS = frozenset({LocationKind.TLS, LocationKind.PCAP})
 _SELF_SIGNED = Kind.SELF_SIGNED
 _CHAIN_CACHE_MAX = 20_000  # chain shapes kept per run; an estate has far fewer issuers
+
+# "Will automation renew this certificate?" -- the hook for managed certificates (lifecycle
+# knows; assess must not import it). The default answers no for everything.
+Managed = Callable[[Certificate, Sighting | None], bool]
+
+
+def never_managed(cert: Certificate, sighting: Sighting | None) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,8 +78,9 @@ class Assessor:
     """Holds the policy, trust store and estate index; assesses one sighting at a time."""
 
     def __init__(self, *, policy: Policy, trust: TrustStore, estate: Estate,
-                 now: dt.datetime) -> None:
+                 now: dt.datetime, managed: Managed = never_managed) -> None:
         self.policy = policy
+        self.managed = managed
         self.trust = trust
         self.estate = estate
         self.now = now
@@ -139,7 +148,8 @@ class Assessor:
         owner = self.policy.owner_of(location)
         target = Target(certificate=cert, sighting=sighting, estate=self.estate,
                         policy=self.policy, now=self.now, owner=owner,
-                        chain=self._chain(sighting) if sighting else None)
+                        chain=self._chain(sighting) if sighting else None,
+                        managed=self.managed(cert, sighting))
         served = (sighting is not None and sighting.location.kind in _SERVED_KINDS
                   and sighting.position == 0)  # as ``Target.served``
         out: list[Finding] = []
@@ -179,8 +189,12 @@ class Assessor:
 
 def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate] = (),
            policy: Policy | None = None, trust: TrustStore | None = None,
-           now: dt.datetime | None = None) -> Assessment:
-    """Assess an inventory held in memory (see bench/assess.py for the streaming form)."""
+           now: dt.datetime | None = None, managed: Managed = never_managed) -> Assessment:
+    """Assess an inventory held in memory (see bench/assess.py for the streaming form).
+
+    ``managed`` says which certificates automation will renew (``expiring-soon`` is quiet
+    for them); by default none.
+    """
     policy = policy or default_policy()
     trust = trust if trust is not None else load_trust(policy)
     now = now or dt.datetime.now(dt.UTC)
@@ -190,7 +204,7 @@ def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate]
     issuers = {c.sha256 for s in sightings for c in s.chain}
     unseen = [c for c in certificates if c.sha256 not in seen_certs and c.sha256 not in issuers]
     estate = Estate.build(sightings, unseen)
-    assessor = Assessor(policy=policy, trust=trust, estate=estate, now=now)
+    assessor = Assessor(policy=policy, trust=trust, estate=estate, now=now, managed=managed)
     findings: list[Finding] = []
     errors: list[str] = []
     targets: list[tuple[Certificate, Sighting | None]] = [(s.certificate, s) for s in sightings]
