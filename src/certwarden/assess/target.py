@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import posixpath
 from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 
@@ -144,7 +145,19 @@ def used_as_leaf(cert: Certificate, sighting: Sighting | None, issuers: Set[str]
     if not cert.is_ca:
         return True
     return (sighting is not None and sighting.position == 0 and sighting.key is not None
-            and cert.subject not in issuers)
+            and cert.subject not in issuers and _key_beside(sighting))
+
+
+def _key_beside(s: Sighting) -> bool:
+    """The key is the service's: in the same file or directory, or a sibling directory
+    (Debian's /etc/ssl/certs + /etc/ssl/private). The same certificate copied into a trust
+    store (/usr/local/share/ca-certificates) pairs with the key by public key too, but is
+    not where a service reads its own certificate from."""
+    path, key = s.location.path, s.key
+    if s.location.kind is not LocationKind.FILE or not path or key is None:
+        return True  # a keystore or Secret holds certificate and key together
+    cert_dir, key_dir = posixpath.dirname(path), posixpath.dirname(key.path)
+    return cert_dir == key_dir or posixpath.dirname(cert_dir) == posixpath.dirname(key_dir)
 
 
 def _is_ip(host: str) -> bool:
