@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from certwarden.cli import main
-from certwarden.x509 import read_source
 from certwarden.x509 import create as mk
+from certwarden.x509 import read_source
 from tests.conftest import require_tool
 
 

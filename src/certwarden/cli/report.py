@@ -52,9 +52,11 @@ def years_from(text: str | None) -> range:
 
 def run_assessment(db_url: str | None, policy: Policy) -> Assessment:
     trust = load_trust(policy)
-    sightings, certificates, owners = read_inventory(db_url)
-    return assess(sightings, certificates=certificates, policy=with_owners(policy, owners),
-                  trust=trust)
+    sightings, _, owners = read_inventory(db_url)
+    # Only what present locations hold now: a certificate no longer at any location (replaced,
+    # or its location gone) is history (`inventory list --all`), and a finding about it
+    # could name no location (issue 11: "location": null).
+    return assess(sightings, policy=with_owners(policy, owners), trust=trust)
 
 
 def with_owners(policy: Policy, owners: dict[str, tuple[str, str | None]]) -> Policy:

@@ -24,6 +24,7 @@ from certwarden.discovery.targets import (
     Starttls,
     count_endpoints,
     endpoints,
+    is_ip,
     parse_ports,
     read_targets,
 )
@@ -64,6 +65,7 @@ class _Sink:
         self.certs = 0
         self.parsed: dict[bytes, Certificate] = {}  # intermediates repeat across servers
         self.seen: list[Sighting] = []  # this scan's leaves, judged when it ends
+        self.unnamed = 0  # endpoints reached by bare IP without SNI: no name was checked
         self.json_uri: list[str] = []  # location of each JSON object, for its findings
         self._lock = asyncio.Lock()
 
@@ -103,6 +105,8 @@ class _Sink:
                     sightings.append(sg)
                     self.certs += 1
                     self.seen.append(sg)
+                    if sg.location.sni is None and is_ip(r.endpoint.host):
+                        self.unnamed += 1
             self.counts[str(status)] += 1
             if status is not Status.OK:  # a success is on record as its sighting
                 self.inv.record_outcome(self.scan_id, r.location.uri, str(status), reason)
@@ -147,7 +151,8 @@ async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | Non
 @click.option("--ports", "ports_text", default=None, metavar="LIST",
               help="Ports: 443,8443,1000-1010 (default: common TLS and STARTTLS ports).")
 @click.option("--sni", "snis", multiple=True, metavar="NAME",
-              help="Server name to send (repeat to try several per endpoint).")
+              help="Server name to send on targets without their own NAME@ (repeat to try "
+                   "several per endpoint).")
 @click.option("--starttls", "starttls", default="auto", show_default=True,
               type=click.Choice(STARTTLS_CHOICES, case_sensitive=False),
               help="auto: by port and by banner; none: implicit TLS only; or one protocol.")
@@ -165,7 +170,8 @@ async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | Non
 def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | None,
              snis: tuple[str, ...], starttls: str, concurrency: int, rate_text: str | None,
              timeout: float, retries: int, json_out: str | None) -> None:
-    """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
+    """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file;
+    NAME@TARGET sends (and checks) NAME as the SNI on that target's ports only."""
     specs = read_targets(targets)
     ports = parse_ports(ports_text) if ports_text is not None else DEFAULT_PORTS
     mode: Mode | Starttls = (Mode(starttls.lower()) if starttls.lower() in Mode.__members__
@@ -200,6 +206,9 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         _print_findings(findings)
         errors = {k: v for k, v in sorted(sink.counts.items()) if k != Status.OK}
         detail = ", ".join(f"{v} {k}" for k, v in errors.items())
+        if sink.unnamed:
+            click.echo(f"note: {sink.unnamed} endpoint(s) reached by IP address without SNI: "
+                       "names were not checked (scan NAME@ADDRESS or give --sni NAME)")
         click.echo(f"scan {scan_id}: {total} endpoint(s) in {elapsed:.1f}s, "
                    f"{sink.certs} certificate chain(s) stored"
                    + (f"; {detail}" if detail else ""))

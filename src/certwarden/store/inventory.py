@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 
 from certwarden.errors import UsageError
 from certwarden.records import Location, Sighting
+from certwarden.store.coverage import gone_by_coverage
 from certwarden.store.db import make_engine, session_factory
 from certwarden.store.inventory_records import (
     Change,
@@ -154,7 +155,7 @@ class Inventory:
                 select(SightingRow.location_id).join(
                     ObservationRow, ObservationRow.sighting_id == SightingRow.id)
                 .where(ObservationRow.scan_id == scan_id)))
-            gone = self._gone_candidates(s, scan) - seen_now
+            gone = self._gone_candidates(s, scan, seen_now) - seen_now
             for loc_id in sorted(gone):
                 loc = s.get(LocationRow, loc_id)
                 if loc is None or loc.gone_at is not None:
@@ -166,7 +167,9 @@ class Inventory:
             self._refresh_counts(s, scan)
         self._pending.pop(scan_id, None)
 
-    def _gone_candidates(self, s: Session, scan: ScanRow) -> set[int]:
+    def _gone_candidates(self, s: Session, scan: ScanRow, seen_now: set[int]) -> set[int]:
+        if scan.kind == "net":  # by endpoint (host, port, SNI, STARTTLS), never by targets
+            return gone_by_coverage(s, scan.id, seen_now)
         # 1. what the latest earlier comparable scan (same kind, same targets) observed;
         prev = s.scalar(select(ScanRow.id).where(
             ScanRow.kind == scan.kind, ScanRow.targets_key == scan.targets_key,
