@@ -118,3 +118,4 @@ def test_backups_are_kept_apart_with_owner_and_mode_and_never_come_back(
     mine = [f for f in findings if f["location"].endswith("/mail.pem")]
     assert {f["rule"] for f in mine} <= {"private-key-unencrypted", "untrusted-chain"}, mine
     assert "private-key-unencrypted" in {f["rule"] for f in mine}
+    assert main(["report", "--fail-on", "medium"]) == 0
