@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,18 +15,7 @@ import pytest
 from certwarden.cli import main
 from certwarden.x509 import create as mk
 from certwarden.x509 import read_source
-from tests.conftest import require_tool
-
-
-def req_x509(openssl: str, cert: Path, key: Path, *, cn: str, days: int,
-             sans: str | None = None) -> None:
-    """What the nginx/Postfix/Dovecot HOWTOs tell users to run."""
-    args = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-            "-out", str(cert), "-days", str(days), "-subj", f"/CN={cn}"]
-    if sans:
-        args += ["-addext", f"subjectAltName={sans}"]
-    subprocess.run(args, check=True, capture_output=True, timeout=120)
-    os.chmod(key, 0o600)
+from tests.realservers import req_x509
 
 
 @pytest.fixture
@@ -46,10 +34,9 @@ def _plan(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, object]]:
 
 def test_req_x509_ca_true_leaf_is_selected_but_a_ca_only_seen_as_issuer_is_not(
         estate: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    openssl = require_tool("openssl")
     etc = estate / "etc"
     etc.mkdir()
-    req_x509(openssl, etc / "web.pem", etc / "web.key", cn="web.example.test", days=365)
+    req_x509(etc / "web.pem", etc / "web.key", cn="web.example.test", days=365)
     assert read_source(str(etc / "web.pem")).certificates[0].is_ca  # what openssl makes
     # A dev CA with its key beside it that signed a leaf we also have: a CA in use.
     dev = mk.dev_ca("Dev CA")
@@ -71,10 +58,9 @@ def test_req_x509_ca_true_leaf_is_selected_but_a_ca_only_seen_as_issuer_is_not(
 
 def test_backups_are_kept_apart_with_owner_and_mode_and_never_come_back(
         estate: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    openssl = require_tool("openssl")
     etc = estate / "etc"
     etc.mkdir()
-    req_x509(openssl, etc / "mail.pem", etc / "mail.key", cn="mail.example.test", days=825,
+    req_x509(etc / "mail.pem", etc / "mail.key", cn="mail.example.test", days=825,
              sans="DNS:mail.example.test")
     os.chmod(etc / "mail.pem", 0o640)
     owner = 1 if os.geteuid() == 0 else os.getuid()  # uid 1 (daemon) when we may chown
