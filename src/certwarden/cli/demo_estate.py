@@ -31,6 +31,8 @@ class Service:
     chain: tuple[Forged, ...] = ()  # sent after the leaf
     expected: frozenset[str] = frozenset()
     starttls: str | None = None  # "smtp"
+    sni: str | None = None  # scanned as ``sni@127.0.0.1:port`` (the name clients use)
+    rescan: bool = False  # found by the second scan, of other ports of the same host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,21 +103,33 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
                 chain=(issuing,), expected=_rules("weak-key")))
     add(Service(name="weak-signature", leaf=leaf("sha1.demo.test", hash_name="sha1"),
                 chain=(issuing,), expected=_rules("weak-signature")))
+    # Reached by IP without SNI: no name to check, so no hostname-mismatch (issue 11).
     add(Service(name="missing-san", leaf=leaf(HOST, sans=()), chain=(issuing,),
-                expected=_rules("missing-san", "hostname-mismatch")))
+                expected=_rules("missing-san")))
     add(Service(name="cn-not-in-san", leaf=leaf("legacy.demo.test",
                                                 sans=("app.demo.test", *IP_SAN)),
                 chain=(issuing,), expected=_rules("cn-not-in-san")))
     add(Service(name="wildcard", leaf=leaf("*.demo.test"), chain=(issuing,),
                 expected=_rules("wildcard")))
     add(Service(name="hostname-mismatch", leaf=leaf("db.demo.test", sans=("db.demo.test",)),
-                chain=(issuing,), expected=_rules("hostname-mismatch")))
+                chain=(issuing,), sni="www.demo.test", expected=_rules("hostname-mismatch")))
     add(Service(name="ca-as-leaf", leaf=leaf("ca.demo.test", ca=True), chain=(issuing,),
                 expected=_rules("ca-cert-served-as-leaf")))
     add(Service(name="incomplete-chain", leaf=leaf("partial.demo.test"),
                 expected=_rules("incomplete-chain")))
     add(Service(name="private-chain", leaf=leaf("lab.demo.test", issuer=lab_issuing),
                 chain=(lab_issuing, lab_root), expected=_rules("untrusted-chain")))
+    # Configured correctly: leaf + intermediate, the root left out (clients hold it). The Lab
+    # root is not trusted here, so untrusted-chain (naming it), not incomplete-chain.
+    add(Service(name="private-chain-no-root", leaf=leaf("lab2.demo.test", issuer=lab_issuing),
+                chain=(lab_issuing,), rescan=True,
+                expected=_rules("untrusted-chain")))
+    # What `openssl req -x509 -days 825` makes: self-signed AND CA:TRUE, served as the leaf;
+    # judged as the leaf it is used as (issue 11).
+    add(Service(name="req-x509", leaf=forge(subject="CN=intranet.demo.test", ca=True,
+                sans=("intranet.demo.test", *IP_SAN), not_before=nb, days=825),
+                rescan=True, expected=_rules("self-signed", "ca-cert-served-as-leaf",
+                                             "validity-too-long")))
     add(Service(name="bad-serial", leaf=leaf("serial.demo.test", serial=1 << 165),
                 chain=(issuing,), expected=_rules("bad-serial")))
     add(Service(name="placeholder-smtp", starttls="smtp", leaf=leaf(
@@ -135,6 +149,8 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
     f = e.files.append
     f(FileItem(name="app.pem", cert=leaf("files.demo.test"), key_mode=0o644,
                expected=_rules("private-key-exposed")))
+    f(FileItem(name="api.pem", cert=leaf("api.demo.test"), key_mode=0o600,
+               expected=_rules("private-key-unencrypted")))
     f(FileItem(name="demo-root.pem", cert=root))
     f(FileItem(name="old-v1.pem", cert=leaf("v1.demo.test", version=1),
                expected=_rules("v1-certificate", "missing-san")))
