@@ -84,7 +84,7 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
         raise ParseError(sources[0] if len(sources) == 1 else f"{len(sources)} sources",
                          "no certificate found")
     verdicts = _verify(parsed, trust, sni) if trust else {}
-    findings = _findings(parsed, trust, policy_path)
+    findings = _findings(parsed, trust, policy_path, sni)
     if as_json:
         _print_json(parsed, verdicts, findings)
     else:
@@ -113,11 +113,11 @@ def _verify(parsed: list[Parsed], trust: str, sni: str | None,
     return out
 
 
-def _sightings(p: Parsed) -> list[Sighting]:
+def _sightings(p: Parsed, sni: str | None = None) -> list[Sighting]:
     now = dt.datetime.now(dt.UTC)
     if p.source.startswith("tls://"):
         host, port = split_target(p.source[6:])
-        loc = Location.tls(host, port)
+        loc = Location.tls(host, port, sni=sni if sni and sni != host else None)
     else:
         loc = Location.file(p.source)
     leaf_first = p.source.startswith("tls://")
@@ -127,6 +127,7 @@ def _sightings(p: Parsed) -> list[Sighting]:
 
 
 def _findings(parsed: list[Parsed], trust: str | None, policy_path: str | None,
+              sni: str | None = None,
               ) -> dict[str, list[Finding]]:
     """Findings per certificate SHA-256 for what was just read (no inventory needed)."""
     from certwarden.assess import RULE_IDS, default_policy, findings_by_location, load_policy
@@ -134,7 +135,7 @@ def _findings(parsed: list[Parsed], trust: str | None, policy_path: str | None,
 
     policy = load_policy(policy_path, known_rules=RULE_IDS) if policy_path else default_policy()
     store = TrustStore.load(trust) if trust else None
-    sightings = [s for p in parsed for s in _sightings(p)]
+    sightings = [s for p in parsed for s in _sightings(p, sni)]
     by_cert: dict[str, list[Finding]] = {}
     for found in findings_by_location(sightings, policy=policy, trust=store).values():
         for f in found:
