@@ -18,7 +18,7 @@ from certwarden.assess.policy import Policy, default_policy
 from certwarden.assess.rules import RULES, RULES_BY_ID
 from certwarden.assess.target import Estate, Target
 from certwarden.errors import CertwardenError
-from certwarden.records import LocationKind, Sighting
+from certwarden.records import Location, LocationKind, Sighting
 from certwarden.x509 import Certificate, Kind
 from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by, verify_chain
 
@@ -178,7 +178,8 @@ class Assessor:
             where = f"{self.policy.source}:{w.line}" if w.line else self.policy.source
             out.append(Finding(
                 rule=rule.id, severity=self.policy.severity_of(rule.id, rule.severity),
-                sha256=w.sha256, location=w.location,
+                # A finding always names a place: the waiver's locations, else the policy file.
+                sha256=w.sha256, location=w.location or Location.file(self.policy.source).uri,
                 message=f"exception for {w.label} (owner {w.owner}) expired on "
                         f"{w.expires:%Y-%m-%d}: {w.reason}",
                 evidence={"policy": where, "owner": w.owner,

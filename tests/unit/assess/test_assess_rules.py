@@ -269,6 +269,7 @@ def test_expired_exception_is_a_finding_and_silences_nothing() -> None:
     assert "exception-expired" in rules
     ex = next(f for f in loud.findings if f.rule == "exception-expired")
     assert ex.evidence["policy"] == "p.yaml:7"
+    assert ex.location == "file://p.yaml"  # named by sha256: the place is the policy file
     assert ex.owner == "web"
 
 
