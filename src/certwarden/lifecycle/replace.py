@@ -304,16 +304,11 @@ def _write(path: Path, data: bytes, mode: int, *, owner: tuple[int, int] | None 
 
 def rescan_files(inventory: Inventory, results: Sequence[Result]) -> int | None:
     """Sweep the files just replaced into the inventory, so it shows the change at once."""
-    from certwarden.discovery.files import FileOutcome, sweep
+    from certwarden.discovery.files import sweep
 
     paths = sorted({p for r in results if r.status is Status.REPLACED for p in r.paths})
     if not paths:
         return None
-    scan_id = inventory.start_scan("files", paths)
-    items = list(sweep(paths))
-    for item in items:
-        if isinstance(item, FileOutcome):
-            inventory.record_outcome(scan_id, item.path, str(item.status), item.reason)
-    inventory.add_sightings(scan_id, (i for i in items if isinstance(i, Sighting)))
-    inventory.finish_scan(scan_id)
-    return scan_id
+    with inventory.record("files", paths) as rec:
+        rec.add_all(sweep(paths))
+    return rec.scan_id

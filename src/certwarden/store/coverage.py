@@ -24,11 +24,14 @@ from urllib.parse import parse_qs, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certwarden.records import OutcomeStatus
 from certwarden.store.inventory_tables import LocationRow, OutcomeRow
 
 _CHUNK = 500
-# Probe statuses that mean nothing listens on the port (discovery.net.Status values).
-CLOSED = frozenset({"refused", "connect-timeout", "unreachable", "resolve-failed", "host-down"})
+# Probe outcomes that mean nothing accepted a connection on the port.
+CLOSED: frozenset[str] = frozenset({
+    OutcomeStatus.REFUSED, OutcomeStatus.CONNECT_TIMEOUT, OutcomeStatus.UNREACHABLE,
+    OutcomeStatus.RESOLVE_FAILED, OutcomeStatus.HOST_DOWN})
 _ANY = "*"  # in a covered endpoint's protocol set: every protocol (the port is closed)
 
 Endpoint = tuple[str, int, str | None]  # host, port, sni
