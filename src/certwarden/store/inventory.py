@@ -5,8 +5,9 @@ that streams sightings and outcomes in committed batches (``batch_size``), so a 
 half-way keeps everything written before the last commit. Re-running a scan
 adds no duplicate certificate, location or sighting; it adds an observation row per
 sighting, moves ``last_seen`` forward and records changes (``new``, ``changed`` — another
-leaf now served at a location —, ``gone`` — a location a comparable earlier scan found and
-this one did not —, ``back``).
+leaf now served at a location —, ``gone`` — for a network scan, an endpoint it covered and
+did not find (``store/coverage.py``); for other sources, a location a comparable earlier scan
+found and this one did not —, ``back``).
 """
 
 from __future__ import annotations

@@ -360,3 +360,28 @@ def test_managed_certificates_are_not_expiring_soon() -> None:
     assert "expiring-soon" in {f.rule for f in assess([s], trust=TRUST, now=NOW).findings}
     quiet = assess([s], trust=TRUST, now=NOW, managed=lambda cert, sighting: True)
     assert "expiring-soon" not in {f.rule for f in quiet.findings}
+
+
+def test_a_ca_true_file_is_a_leaf_only_with_the_services_key_beside_it() -> None:
+    from certwarden.assess.target import used_as_leaf
+
+    cert = _REQ_X509_LONG.certificate
+    key = KeyFile(path="/etc/ssl/private/web.key", encrypted=False, mode=0o600)
+    # Debian's layout: /etc/ssl/certs + /etc/ssl/private are siblings.
+    assert used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem", key=key), set())
+    assert used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/private/web.pem", key=key), set())
+    # The same certificate copied into the trust store pairs with the key by public key too,
+    # but a service does not read its own certificate from there.
+    trusted = file(_REQ_X509_LONG, "/usr/local/share/ca-certificates/web.crt", key=key)
+    assert not used_as_leaf(cert, trusted, set())
+    # Second in a bundle, without a key, or a name that signed something: not a leaf.
+    assert not used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem", key=key,
+                                       position=1), set())
+    assert not used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem"), set())
+    assert not used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem", key=key),
+                            {cert.subject})
+    # Served: a leaf whatever it signed; an issuer in a presented chain: never.
+    assert used_as_leaf(cert, tls(_REQ_X509_LONG, ()), {cert.subject})
+    inter = tls(good())
+    assert not used_as_leaf(_INTER.certificate, dataclasses.replace(
+        inter, certificate=_INTER.certificate, position=1), set())
