@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/ca.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/acme.py
+	$(BIN)/python bench/cli.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -47,3 +47,9 @@ class ConnectError(CertwardenError):
         super().__init__(f"{target}: {reason}")
         self.target = target
         self.reason = reason
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """What a library exception says, as one short line (its type when it says nothing)."""
+    text = " ".join(str(exc).split())
+    return text[:limit] if text else type(exc).__name__

@@ -10,11 +10,28 @@ source). The store's recorder keeps both; rules read the sightings. Imports only
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlencode
 
-from certwarden.x509 import Certificate
+if TYPE_CHECKING:  # annotations only: the vocabularies here load without cryptography
+    from certwarden.x509 import Certificate
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def frozen_map(mapping: Mapping[K, V]) -> Mapping[K, V]:
+    """A read-only copy: what a frozen record holds where its caller handed it a dict.
+
+    (A ``MappingProxyType``: ``==`` to the dict it copies, but not JSON or pickle -- write
+    ``dict(record.field)`` at those edges.)
+    """
+    return MappingProxyType(dict(mapping))
 
 
 class Severity(StrEnum):
@@ -111,7 +128,10 @@ class Sighting:
     file_mode: int | None = None
     file_owner: str | None = None
     key: KeyFile | None = None  # matching private key, when one was found
-    extra: dict[str, str] = field(default_factory=dict)  # source-specific (ja3, ja4 ...)
+    extra: Mapping[str, str] = field(default_factory=dict)  # source-specific (ja3, ja4 ...)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra", frozen_map(self.extra))
 
 
 class OutcomeStatus(StrEnum):

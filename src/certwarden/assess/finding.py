@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from certwarden.records import Severity as Severity  # re-exported: the vocabulary of a verdict
+from certwarden.records import frozen_map
 
 if TYPE_CHECKING:
     from certwarden.assess.target import Target
@@ -27,7 +28,10 @@ class Hit:
     """What a rule's check returns when it fires: the message and the evidence for it."""
 
     message: str
-    evidence: dict[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", frozen_map(self.evidence))
 
 
 Check = Callable[["Target"], Iterable[Hit]]
@@ -61,11 +65,14 @@ class Finding:
     # for a certificate handed to ``assess`` with no sighting at all (`report` never does).
     location: str | None
     message: str
-    evidence: dict[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, str] = field(default_factory=dict)
     remediation: str = ""
     citation: str = ""
     owner: str | None = None  # the team that owns the location, from the policy
     subject: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", frozen_map(self.evidence))
 
     def as_dict(self) -> dict[str, Any]:
         return {"rule": self.rule, "severity": str(self.severity), "sha256": self.sha256,

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from certwarden.assess.finding import Severity
 from certwarden.errors import CertwardenError, ParseError
+from certwarden.records import Severity, frozen_map
 from certwarden.x509.parse import read_limited
 
 DEFAULT_POLICY_YAML = """\
@@ -123,6 +123,9 @@ class Policy:
     severity: Mapping[str, Severity] = field(default_factory=dict)
     owners: tuple[Owner, ...] = ()
     exceptions: tuple[Waiver, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", frozen_map(self.severity))
 
     def enabled(self, rule_id: str) -> bool:
         return rule_id not in self.disabled

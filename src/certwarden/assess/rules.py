@@ -2,7 +2,7 @@
 
 Adding a rule: write its check (``rules_cert`` for the certificate alone, ``rules_use`` for
 where it is used or the estate), add one ``Rule`` here, and give it a passing and a failing
-vector in ``tests/unit/assess/test_rules.py``.
+vector in ``tests/unit/assess/test_assess_rules.py``.
 """
 
 from __future__ import annotations

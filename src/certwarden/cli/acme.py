@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
-import secrets
-
 import click
 
-from certwarden.cli import emit_json, fail
+from certwarden.cli.common import emit_json, fail
 
 
 @click.group("acme")
@@ -22,6 +20,8 @@ def acme_group() -> None:
 @click.pass_context
 def eab_add(ctx: click.Context, kid: str | None, as_json: bool) -> None:
     """Create an External Account Binding key; shows the HMAC key once."""
+    import secrets
+
     from certwarden.acme.jws import b64e
     from certwarden.store.acme_repo import AcmeRepo
 

@@ -9,26 +9,26 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from certwarden.ca import Authority, RevocationReason
-from certwarden.ca.authority import pick_issuer
-from certwarden.ca.hierarchy import init_ca
-from certwarden.ca.keys import KeyAlgorithm, generate_private_key
-from certwarden.ca.model import parse_serial
-from certwarden.ca.policy import CaConfig
-from certwarden.cli import FiniteFloatRange, fail, write_text
+from certwarden.cli.common import FiniteFloatRange, fail, write_text
 from certwarden.errors import ParseError, UsageError
-from certwarden.store.ca_ledger import SqlLedger
-from certwarden.store.db import data_dir
-from certwarden.x509.parse import read_limited
+
+if TYPE_CHECKING:
+    from certwarden.store.ca_ledger import SqlLedger
 
 PASSPHRASE_ENV = "CERTWARDEN_CA_PASSPHRASE"  # noqa: S105 - the name of a variable
+# The RFC 5280 CRLReason names, ``ca.model.RevocationReason``'s values, for ``revoke --help``
+# without importing the CA (tests/unit/test_cli_registry.py holds them equal).
+REVOCATION_REASONS = ("unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
+                      "superseded", "cessationOfOperation", "privilegeWithdrawn", "aACompromise")
 
 
 def default_key_dir() -> Path:
+    from certwarden.store.db import data_dir
+
     return Path(os.environ.get("CERTWARDEN_CA_DIR") or data_dir() / "ca")
 
 
@@ -37,6 +37,8 @@ def passphrase_source(passphrase_file: str | None, *, confirm: bool = False,
     """The file given, then env, then an interactive prompt — asked once, when a key is opened."""
     @functools.cache
     def get() -> bytes:
+        from certwarden.x509.parse import read_limited
+
         if passphrase_file:  # named on the command line: it wins over the environment
             try:
                 # Bytes, not text: a passphrase need not be UTF-8, and a decode error is no
@@ -70,6 +72,8 @@ pin_option = click.option("--pin", envvar="CERTWARDEN_PKCS11_PIN", default=None,
 
 
 def _ledger(ctx: click.Context) -> SqlLedger:
+    from certwarden.store.ca_ledger import SqlLedger
+
     return SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
 
 
@@ -114,6 +118,10 @@ def init_cmd(ctx: click.Context, name: str, key_algorithm: str, root_key_algorit
              allow_ip: tuple[str, ...], spiffe_trust_domain: tuple[str, ...],
              config_file: str | None, passphrase_file: str | None, pin: str | None) -> None:
     """Create a root and an issuing intermediate beside the inventory."""
+    from certwarden.ca.hierarchy import init_ca
+    from certwarden.ca.keys import KeyAlgorithm
+    from certwarden.ca.policy import CaConfig
+
     raw: dict[str, Any] = _load_yaml(config_file) if config_file else {}
     raw.setdefault("base_url", base_url)
     if not isinstance(raw.get("policy") or {}, dict):
@@ -145,6 +153,8 @@ def init_cmd(ctx: click.Context, name: str, key_algorithm: str, root_key_algorit
 
 def _load_yaml(path: str) -> dict[str, Any]:
     import yaml
+
+    from certwarden.x509.parse import read_limited
 
     try:
         data = yaml.safe_load(read_limited(path, 1024 * 1024, what="a CA configuration")
@@ -203,6 +213,8 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
               out: str, key_out: str | None, lifetime_days: float | None, ca_name: str | None,
               passphrase_file: str | None, pin: str | None) -> None:
     """Issue a certificate for CSR (PEM/DER file, - for stdin) or for --name ..."""
+    from certwarden.ca import Authority
+
     if not csr and not names:
         fail("give a CSR file or at least one --name")
     lifetime = dt.timedelta(days=lifetime_days) if lifetime_days is not None else None
@@ -220,6 +232,8 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
                                 requested_by=_actor(), lifetime=lifetime)
     else:
         from cryptography.hazmat.primitives import serialization
+
+        from certwarden.ca.keys import KeyAlgorithm, generate_private_key
 
         key = generate_private_key(KeyAlgorithm.EC_P256)
         chain = authority.issue(public_key=key.public_key(),
@@ -239,6 +253,8 @@ MAX_CSR_BYTES = 1024 * 1024  # a CSR with hundreds of names is tens of KiB
 
 
 def _read_input(path: str) -> bytes:
+    from certwarden.x509.parse import read_limited
+
     if path == "-":
         data = sys.stdin.buffer.read(MAX_CSR_BYTES + 1)
         if len(data) > MAX_CSR_BYTES:
@@ -250,11 +266,12 @@ def _read_input(path: str) -> bytes:
 @ca_group.command("revoke")
 @click.argument("target", metavar="SERIAL|CERT")
 @click.option("--reason", default="unspecified", show_default=True,
-              help=", ".join(r.value for r in RevocationReason))
+              help=", ".join(REVOCATION_REASONS))
 @ca_option
 @click.pass_context
 def revoke_cmd(ctx: click.Context, target: str, reason: str, ca_name: str | None) -> None:
     """Revoke by serial (hex) or by certificate file. Needs no key."""
+    from certwarden.ca import RevocationReason
     from certwarden.ca.authority import revoke_serial
 
     why = RevocationReason.parse(reason)
@@ -264,7 +281,7 @@ def revoke_cmd(ctx: click.Context, target: str, reason: str, ca_name: str | None
 
 
 def _serial_of(target: str) -> str:
-    from certwarden.ca.model import serial_hex
+    from certwarden.ca.model import parse_serial, serial_hex
 
     if os.path.exists(target):
         from cryptography import x509
@@ -288,6 +305,8 @@ def _serial_of(target: str) -> str:
 def list_cmd(ctx: click.Context, as_json: bool, audit: bool, limit: int,
              ca_name: str | None) -> None:
     """Issued certificates (newest first) with their status, or the audit log."""
+    from certwarden.ca.authority import pick_issuer
+
     ledger = _ledger(ctx)
     if ca_name:
         pick_issuer(ledger, ca_name)  # an unknown --ca is an error here as everywhere else
@@ -325,6 +344,8 @@ def list_cmd(ctx: click.Context, as_json: bool, audit: bool, limit: int,
 def crl_cmd(ctx: click.Context, out: str, pem: bool, ca_name: str | None,
             passphrase_file: str | None, pin: str | None) -> None:
     """Sign and publish a new CRL (the next CRL number) for the issuing CA."""
+    from certwarden.ca import Authority
+
     authority = Authority.open(_ledger(ctx), issuer=ca_name,
                                passphrase=passphrase_source(passphrase_file), pin=pin)
     rec = authority.crl(requested_by=_actor())

@@ -7,47 +7,37 @@ writes the HTML report, and stops everything it started -- also on Ctrl-C or an 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import os
-import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from certwarden.assess import Assessment, assess, load_trust, parse_policy
-from certwarden.assess.forecast import forecast
-from certwarden.assess.rules import RULE_IDS
-from certwarden.cli.demo_estate import (
-    HOST,
-    Estate,
-    Sandbox,
-    build_estate,
-    policy_yaml,
-    write_folder,
-)
-from certwarden.cli.report import read_inventory
-from certwarden.discovery.files import sweep
-from certwarden.discovery.net import Scanner, ScanOptions
-from certwarden.discovery.targets import endpoints, read_targets
 from certwarden.errors import UsageError
-from certwarden.records import LocationKind, Sighting
-from certwarden.report import ReportFormat, build, render, to_html
-from certwarden.store.inventory import Inventory
-from certwarden.x509 import Certificate
+from certwarden.records import LocationKind, Sighting, frozen_map
+
+if TYPE_CHECKING:
+    from certwarden.assess import Assessment
+    from certwarden.cli.demo_estate import Estate, Sandbox
+    from certwarden.x509 import Certificate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoRun:
     assessment: Assessment
     estate: Estate
-    ports: dict[str, int]
+    ports: Mapping[str, int]
     folder: Path
     report: Path
     seconds: float
     discovery: str  # what discovered the estate, and into which inventory
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ports", frozen_map(self.ports))
 
     def expected(self) -> dict[str, frozenset[str]]:
         """Expected rules per place: ``tls:PORT`` or ``file:NAME`` -> rule ids."""
@@ -74,6 +64,12 @@ class DemoRun:
 
 
 def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
+    from certwarden.assess import assess, load_trust, parse_policy
+    from certwarden.assess.forecast import forecast
+    from certwarden.assess.rules import RULE_IDS
+    from certwarden.cli.demo_estate import HOST, Sandbox, build_estate, policy_yaml, write_folder
+    from certwarden.report import build, to_html
+
     started = time.monotonic()
     now = dt.datetime.now(dt.UTC)
     estate = build_estate(now)
@@ -108,6 +104,15 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
 def _discover(sandbox: Sandbox, folder: Path, workdir: Path,
               ) -> tuple[list[Sighting], list[Certificate], str]:
     """The network scan and the file sweep into a fresh inventory, through its recorder."""
+    import asyncio
+
+    from certwarden.cli.demo_estate import HOST
+    from certwarden.cli.report import read_inventory
+    from certwarden.discovery.files import sweep
+    from certwarden.discovery.net import Scanner, ScanOptions
+    from certwarden.discovery.targets import endpoints, read_targets
+    from certwarden.store.inventory import Inventory
+
     db = workdir / "inventory.db"
     if db.exists():
         db.unlink()  # a fresh inventory every run
@@ -136,6 +141,10 @@ def _discover(sandbox: Sandbox, folder: Path, workdir: Path,
               help="Keep the estate files, policy and report here (default: a new temp dir).")
 def demo_cmd(workdir: str | None) -> None:
     """A sandbox estate on 127.0.0.1: discover it, assess it, write the HTML report."""
+    import tempfile
+
+    from certwarden.report import ReportFormat, render
+
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="certwarden-demo-"))
     try:
         base.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,8 @@ from typing import Any
 
 import click
 
-from certwarden.cli import emit_json, fail
-from certwarden.discovery.files import SweepOptions, key_problems, sweep
-from certwarden.discovery.k8s import read_cluster, read_dump
+from certwarden.cli.common import emit_json, fail
 from certwarden.records import Outcome, OutcomeStatus, Sighting
-from certwarden.store.inventory import Inventory
 
 passwords_option = click.option(
     "--password", "passwords", multiple=True, metavar="P",
@@ -22,6 +19,8 @@ json_option = click.option("--json-out", "json_out", default=None, metavar="FILE
 
 
 def _sighting_json(sg: Sighting) -> dict[str, Any]:
+    from certwarden.discovery.files import key_problems
+
     obj: dict[str, Any] = {"location": sg.location.uri, "position": sg.position,
                            "certificate": sg.certificate.as_dict(),
                            "file_mode": f"{sg.file_mode:04o}" if sg.file_mode is not None
@@ -37,6 +36,9 @@ def _store(ctx: click.Context, kind: str, targets: list[str],
            results: Iterable[Sighting | Outcome], json_out: str | None) -> None:
     warnings: list[str] = []
     collected: list[dict[str, Any]] = []
+    from certwarden.discovery.files import key_problems
+    from certwarden.store.inventory import Inventory
+
     with Inventory.open(ctx.obj.get("db_url")) as inv, inv.record(kind, targets) as rec:
         for item in results:
             rec.add(item)
@@ -77,6 +79,8 @@ def discover_cmd() -> None:
 def files_cmd(ctx: click.Context, paths: tuple[str, ...], passwords: tuple[str, ...],
               max_size: int, json_out: str | None) -> None:
     """Walk PATHs for PEM/DER/PKCS#7/PKCS#12/JKS by content; pair keys with certificates."""
+    from certwarden.discovery.files import SweepOptions, sweep
+
     missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         fail(f"{missing[0]}: no such file or directory")
@@ -97,6 +101,8 @@ def k8s_cmd(ctx: click.Context, kubeconfig: str | None, context: str | None,
             namespace: str | None, dump: str | None, passwords: tuple[str, ...],
             json_out: str | None) -> None:
     """Secrets (TLS, Opaque with PEM/PKCS#12/JKS) and ConfigMaps with CA bundles."""
+    from certwarden.discovery.k8s import read_cluster, read_dump
+
     pws = tuple(p.encode() for p in passwords)
     if dump:
         results: Iterable[Any] = read_dump(dump, context=context or "dump", passwords=pws)

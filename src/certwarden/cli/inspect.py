@@ -5,17 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from certwarden.assess import Finding
-from certwarden.cli import FiniteFloatRange
-from certwarden.discovery.tls_fetch import fetch_chain, split_target
+from certwarden.cli.common import FiniteFloatRange
 from certwarden.errors import CertwardenError, ParseError, PasswordError
-from certwarden.records import Location, Sighting
-from certwarden.x509 import Certificate, Format, Parsed, iter_sources
+
+if TYPE_CHECKING:
+    from certwarden.assess import Finding
+    from certwarden.records import Sighting
+    from certwarden.x509 import Parsed
 
 password_option = click.option(
     "--password", envvar="CERTWARDEN_PASSWORD", default=None,
@@ -31,7 +31,11 @@ def _looks_like_endpoint(source: str) -> bool:
 
 def _load(source: str, password: bytes | None, sni: str | None, timeout: float,
           ) -> list[Parsed | CertwardenError]:
+    from certwarden.x509 import Certificate, Format, Parsed, iter_sources
+
     if _looks_like_endpoint(source):
+        from certwarden.discovery.tls_fetch import fetch_chain, split_target
+
         try:
             host, port = split_target(source)
             hs = fetch_chain(host, port, sni=sni, timeout=timeout)
@@ -64,6 +68,8 @@ def _interactive() -> bool:
 def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni: str | None,
                 timeout: float, policy_path: str | None, password: str | None) -> None:
     """What is this certificate? SOURCE: file, directory, - (stdin) or host:port."""
+    from certwarden.x509 import Parsed
+
     pw = password.encode() if password is not None else None
     results: list[Parsed | CertwardenError] = []
     for source in sources:
@@ -95,6 +101,7 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None, sni:
 
 def _verify(parsed: list[Parsed], trust: str, sni: str | None,
             ) -> dict[tuple[str, int], list[str]]:
+    from certwarden.discovery.tls_fetch import split_target
     from certwarden.x509.verify import TrustStore, verify_chain
 
     store = TrustStore.load(trust)
@@ -114,8 +121,12 @@ def _verify(parsed: list[Parsed], trust: str, sni: str | None,
 
 
 def _sightings(p: Parsed, sni: str | None = None) -> list[Sighting]:
+    from certwarden.records import Location, Sighting
+
     now = dt.datetime.now(dt.UTC)
     if p.source.startswith("tls://"):
+        from certwarden.discovery.tls_fetch import split_target
+
         host, port = split_target(p.source[6:])
         loc = Location.tls(host, port, sni=sni if sni and sni != host else None)
     else:
@@ -127,8 +138,7 @@ def _sightings(p: Parsed, sni: str | None = None) -> list[Sighting]:
 
 
 def _findings(parsed: list[Parsed], trust: str | None, policy_path: str | None,
-              sni: str | None = None,
-              ) -> dict[str, list[Finding]]:
+              sni: str | None = None) -> dict[str, list[Finding]]:
     """Findings per certificate SHA-256 for what was just read (no inventory needed)."""
     from certwarden.assess import RULE_IDS, default_policy, findings_by_location, load_policy
     from certwarden.x509.verify import TrustStore
@@ -171,6 +181,9 @@ def _unique(found: list[Finding]) -> list[Finding]:
 
 def _print_table(parsed: list[Parsed], verdicts: dict[tuple[str, int], list[str]],
                  findings: dict[str, list[Finding]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(soft_wrap=False, width=None if os.isatty(1) else 160)
     for p in parsed:
         table = Table(title=f"{p.source} ({p.format}, {len(p.certificates)} certificate(s))",

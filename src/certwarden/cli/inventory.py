@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from certwarden.cli import emit_json, fail
-from certwarden.discovery.files import key_problems
-from certwarden.records import Sighting
-from certwarden.store.inventory import Inventory
+from certwarden.cli.common import emit_json, fail
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from certwarden.records import Sighting
+    from certwarden.store.inventory import Inventory
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(soft_wrap=False, width=None if os.isatty(1) else 200)
 
 
@@ -24,7 +28,21 @@ def _iso(when: dt.datetime | None) -> str | None:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
 
 
+def _open(ctx: click.Context) -> Inventory:
+    from certwarden.store.inventory import Inventory
+
+    return Inventory.open(ctx.obj.get("db_url"))
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left")
+
+
 def _row(sg: Sighting) -> dict[str, Any]:
+    from certwarden.discovery.files import key_problems
+
     c = sg.certificate
     out: dict[str, Any] = {
         "location": sg.location.uri, "position": sg.position, "sha256": c.sha256,
@@ -52,12 +70,12 @@ def inventory_cmd() -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """Certificates by location."""
-    with Inventory.open(ctx.obj.get("db_url")) as inv:
+    with _open(ctx) as inv:
         rows = [_row(sg) for sg in inv.sightings(latest_only=not show_all)]
     if as_json:
         emit_json(rows)
         return
-    table = Table(title=f"{len(rows)} sighting(s)", title_justify="left")
+    table = _table(f"{len(rows)} sighting(s)")
     for col in ("location", "#", "subject", "kind", "not after", "key", "sha256"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -75,7 +93,7 @@ def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
 @click.pass_context
 def scans_cmd(ctx: click.Context, as_json: bool) -> None:
     """Every scan: kind, targets, start, end, sightings, errors."""
-    with Inventory.open(ctx.obj.get("db_url")) as inv:
+    with _open(ctx) as inv:
         scans = inv.scans()
     rows: list[dict[str, Any]] = [{"id": s.id, "kind": s.kind, "targets": list(s.targets),
              "started_at": _iso(s.started_at), "finished_at": _iso(s.finished_at),
@@ -83,7 +101,7 @@ def scans_cmd(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         emit_json(rows)
         return
-    table = Table(title=f"{len(rows)} scan(s)", title_justify="left")
+    table = _table(f"{len(rows)} scan(s)")
     for col in ("id", "kind", "targets", "started", "finished", "sightings", "errors"):
         table.add_column(col, overflow="fold")
     for r in rows:
@@ -99,7 +117,7 @@ def scans_cmd(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def changes_cmd(ctx: click.Context, scan_id: int | None, as_json: bool) -> None:
     """Changes recorded by scans: new, changed, gone, back."""
-    with Inventory.open(ctx.obj.get("db_url")) as inv:
+    with _open(ctx) as inv:
         if scan_id is not None:
             inv.scan(scan_id)  # unknown scan: one line, exit 2
         changes = inv.changes(scan_id)
@@ -122,7 +140,7 @@ def changes_cmd(ctx: click.Context, scan_id: int | None, as_json: bool) -> None:
 @click.pass_context
 def diff_cmd(ctx: click.Context, scan_a: int, scan_b: int, as_json: bool) -> None:
     """What SCAN_B found compared with SCAN_A: new, gone, changed (by leaf certificate)."""
-    with Inventory.open(ctx.obj.get("db_url")) as inv:
+    with _open(ctx) as inv:
         d = inv.diff(scan_a, scan_b)
     if as_json:
         emit_json({"scan_a": d.scan_a, "scan_b": d.scan_b,
@@ -157,7 +175,7 @@ def owner_cmd(ctx: click.Context, location_glob: str, team: str, contact: str | 
 
     if not team.strip():
         fail("the team name is empty")
-    with Inventory.open(ctx.obj.get("db_url")) as inv:
+    with _open(ctx) as inv:
         matched = [u for u in inv.location_uris() if fnmatch.fnmatchcase(u, location_glob)]
         if not matched:
             fail(f"no location in the inventory matches {location_glob!r}")

@@ -7,29 +7,32 @@ import datetime as dt
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from certwarden.ca import Authority
-from certwarden.ca.model import IssuerRole
-from certwarden.ca.profiles import resolve as resolve_profile
-from certwarden.cli import emit_json, fail
 from certwarden.cli.ca import passphrase_option, passphrase_source
-from certwarden.lifecycle import replace as rp
-from certwarden.lifecycle.trust import (
-    ALL_FORMATS,
-    JAVA_DEFAULT_STOREPASS,
-    BundleFormat,
-    write_bundles,
-)
-from certwarden.store.ca_ledger import SqlLedger
-from certwarden.store.inventory import Inventory
-from certwarden.x509 import Certificate
+from certwarden.cli.common import VocabularyChoice, emit_json, fail
+
+# ``lifecycle`` (the store, the CA, cryptography) is imported when a command runs; these
+# defaults are its own (tests/unit/test_cli_registry.py holds them equal).
+DEFAULT_SELECTION = "self-signed"  # lifecycle.replace.Selection.SELF_SIGNED
+DEFAULT_PROFILE = "tls-server"  # lifecycle.replace.DEFAULT_PROFILE
+JAVA_DEFAULT_STOREPASS = "changeit"
+
+
+def _selections() -> list[str]:
+    from certwarden.lifecycle.replace import Selection
+
+    return [s.value for s in Selection]
+
+
+def _bundle_formats() -> list[str]:
+    from certwarden.lifecycle.trust import ALL_FORMATS
+
+    return [f.value for f in ALL_FORMATS]
 
 
 @click.command("replace")
-@click.option("--select", "selection", type=click.Choice([s.value for s in rp.Selection]),
-              default=rp.Selection.SELF_SIGNED.value, show_default=True,
+@click.option("--select", "selection", type=VocabularyChoice(_selections),
+              default=DEFAULT_SELECTION, show_default=True,
               help="Which leaves to replace: self-signed ones, or all our CA did not issue.")
 @click.option("--location", "locations", multiple=True, metavar="GLOB",
               help="Only locations whose URI matches (repeatable), e.g. 'file:///etc/*'.")
@@ -38,7 +41,7 @@ from certwarden.x509 import Certificate
 @click.option("--dry-run", is_flag=True, help="Show the plan; issue nothing.")
 @click.option("--out", "out_dir", default="certwarden-replacements", show_default=True,
               help="Where new files go for locations that cannot be swapped in place.")
-@click.option("--profile", default=rp.DEFAULT_PROFILE, show_default=True)
+@click.option("--profile", default=DEFAULT_PROFILE, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @passphrase_option
 @click.option("--pin", default=None, help="PKCS#11 PIN when the CA key is in a token.")
@@ -48,6 +51,16 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
                 passphrase_file: str | None, pin: str | None) -> None:
     """Replace self-signed certificates in the inventory with ones from the private CA."""
     import fnmatch
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from certwarden.ca import Authority
+    from certwarden.ca.profiles import resolve as resolve_profile
+    from certwarden.lifecycle import replace as rp
+    from certwarden.store.ca_ledger import SqlLedger
+    from certwarden.store.inventory import Inventory
+    from certwarden.x509 import Certificate
 
     db = ctx.obj.get("db_url")
     ledger = SqlLedger.open(db)
@@ -93,7 +106,7 @@ def trust() -> None:
 @trust.command("bundle")
 @click.option("--out", "out_dir", required=True, help="Directory to write the bundles into.")
 @click.option("--format", "formats", multiple=True,
-              type=click.Choice([f.value for f in ALL_FORMATS]),
+              type=VocabularyChoice(_bundle_formats),
               help="Repeatable; default: every format.")
 @click.option("--storepass", default=JAVA_DEFAULT_STOREPASS, show_default=True,
               help="Password of the Java truststores (they hold no secret).")
@@ -104,7 +117,10 @@ def trust() -> None:
 def bundle(ctx: click.Context, out_dir: str, formats: tuple[str, ...], storepass: str,
            namespace: str | None, extras: tuple[str, ...]) -> None:
     """Write the root as a PEM bundle, JKS and PKCS#12 truststores, and a ConfigMap."""
-    from certwarden.x509 import read_source
+    from certwarden.ca.model import IssuerRole
+    from certwarden.lifecycle.trust import ALL_FORMATS, BundleFormat, write_bundles
+    from certwarden.store.ca_ledger import SqlLedger
+    from certwarden.x509 import Certificate, read_source
 
     ledger = SqlLedger.open(ctx.obj.get("db_url"))
     anchors = [Certificate.from_der(i.certificate_der) for i in ledger.issuers()

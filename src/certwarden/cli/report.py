@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from certwarden.assess import (
-    DEFAULT_POLICY_YAML,
-    RULE_IDS,
-    Assessment,
-    Owner,
-    Policy,
-    Severity,
-    assess,
-    default_policy,
-    load_policy,
-    load_trust,
-)
-from certwarden.assess.forecast import DEFAULT_YEARS, forecast, parse_years
-from certwarden.cli import Findings, fail, write_text
-from certwarden.records import Sighting
-from certwarden.report import ReportFormat, render
-from certwarden.report.text import forecast_table
-from certwarden.store.inventory import Inventory
-from certwarden.x509 import Certificate
+from certwarden.cli.common import Findings, VocabularyChoice, fail, write_text
+from certwarden.records import Severity
+
+if TYPE_CHECKING:
+    from certwarden.assess import Assessment, Policy
+    from certwarden.records import Sighting
+    from certwarden.x509 import Certificate
 
 _SEVERITIES = [s.value for s in Severity]
 _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
@@ -33,15 +22,21 @@ _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
 def read_inventory(db_url: str | None,
                    ) -> tuple[list[Sighting], list[Certificate], dict[str, tuple[str, str | None]]]:
     """Every latest sighting, every certificate, and the owners recorded in the inventory."""
+    from certwarden.store.inventory import Inventory
+
     with Inventory.open(db_url) as inv:
         return list(inv.sightings(latest_only=True)), list(inv.certificates()), inv.owners()
 
 
 def policy_from(path: str | None) -> Policy:
+    from certwarden.assess import RULE_IDS, default_policy, load_policy
+
     return load_policy(path, known_rules=RULE_IDS) if path else default_policy()
 
 
 def years_from(text: str | None) -> range:
+    from certwarden.assess.forecast import DEFAULT_YEARS, parse_years
+
     if text is None:
         return DEFAULT_YEARS
     try:
@@ -51,6 +46,8 @@ def years_from(text: str | None) -> range:
 
 
 def run_assessment(db_url: str | None, policy: Policy) -> Assessment:
+    from certwarden.assess import assess, load_trust
+
     trust = load_trust(policy)
     sightings, _, owners = read_inventory(db_url)
     # Only what present locations hold now: a certificate no longer at any location (replaced,
@@ -63,6 +60,8 @@ def with_owners(policy: Policy, owners: dict[str, tuple[str, str | None]]) -> Po
     """The policy's owner rules first (first match wins), then the inventory's records."""
     import dataclasses
     import glob
+
+    from certwarden.assess import Owner
 
     extra = tuple(Owner(match=glob.escape(uri), team=team, contact=contact)
                   for uri, (team, contact) in sorted(owners.items()))
@@ -77,9 +76,15 @@ def emit(text: str, out: str | None) -> None:
         click.echo(text, nl=False)
 
 
+def _formats() -> list[str]:
+    from certwarden.report import ReportFormat
+
+    return [f.value for f in ReportFormat]
+
+
 @click.command("report")
-@click.option("--format", "fmt", type=click.Choice([f.value for f in ReportFormat]),
-              default=ReportFormat.TABLE.value, show_default=True, help="Output format.")
+@click.option("--format", "fmt", type=VocabularyChoice(_formats),
+              default="table", show_default=True, help="Output format.")
 @click.option("--out", default=None, metavar="FILE", help="Write here instead of stdout.")
 @click.option("--fail-on", type=click.Choice(_SEVERITIES), default=None,
               help="Exit 1 when a finding at or above this severity exists (a CI gate).")
@@ -91,6 +96,10 @@ def emit(text: str, out: str | None) -> None:
 def report_cmd(ctx: click.Context, fmt: str, out: str | None, fail_on: str | None,
                policy_path: str | None, years: str | None, show_policy: bool) -> None:
     """Assess the inventory against the policy and report the findings."""
+    from certwarden.assess import DEFAULT_POLICY_YAML
+    from certwarden.assess.forecast import forecast
+    from certwarden.report import ReportFormat, render
+
     if show_policy:
         click.echo(DEFAULT_POLICY_YAML, nl=False)
         return
@@ -109,6 +118,9 @@ def report_cmd(ctx: click.Context, fmt: str, out: str | None, fail_on: str | Non
 @click.pass_context
 def forecast_cmd(ctx: click.Context, years: str | None, as_json: bool) -> None:
     """Per year: certificates over the CA/B ceiling then in force, and renewals needed."""
+    from certwarden.assess.forecast import forecast
+    from certwarden.report.text import forecast_table
+
     span = years_from(years)
     _, certificates, _ = read_inventory(ctx.obj["db_url"])
     rows = [y.as_dict() for y in forecast(certificates, span)]

@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from certwarden.assess import Finding, findings_by_location
-from certwarden.cli import FiniteFloatRange, emit_json, fail
-from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions
-from certwarden.discovery.net import StarttlsMode as Mode
-from certwarden.discovery.targets import (
-    DEFAULT_PORTS,
-    Starttls,
-    count_endpoints,
-    endpoints,
-    is_ip,
-    parse_ports,
-    read_targets,
-)
+from certwarden.cli.common import FiniteFloatRange, VocabularyChoice, emit_json, fail
 from certwarden.records import Outcome, OutcomeStatus, Sighting
-from certwarden.store.inventory import Inventory
-from certwarden.x509 import Certificate
 
-STARTTLS_CHOICES = [m.value for m in Mode] + [p.value for p in Starttls]
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from certwarden.assess import Finding
+    from certwarden.discovery.net import ProbeResult
+    from certwarden.x509 import Certificate
+
+
+def _starttls_choices() -> list[str]:
+    from certwarden.discovery.net import StarttlsMode as Mode
+    from certwarden.discovery.targets import Starttls
+
+    return [m.value for m in Mode] + [p.value for p in Starttls]
 
 
 def _rate(text: str | None) -> float | None:
@@ -51,6 +45,11 @@ class _Shown:
     """What this command prints of the scan: JSON objects, and the leaves to judge."""
 
     def __init__(self, keep_json: bool) -> None:
+        from certwarden.discovery.net import REACHED
+        from certwarden.discovery.targets import is_ip
+
+        self.reached = REACHED
+        self.is_ip = is_ip
         self.keep_json = keep_json
         self.json: list[dict[str, Any]] = []
         self.json_uri: list[str] = []  # location of each JSON object, for its findings
@@ -60,12 +59,12 @@ class _Shown:
     def __call__(self, r: ProbeResult, item: Sighting | Outcome) -> None:
         if isinstance(item, Sighting):
             self.seen.append(item)
-            if item.location.sni is None and is_ip(r.endpoint.host):
+            if item.location.sni is None and self.is_ip(r.endpoint.host):
                 self.unnamed += 1  # reached by bare IP without SNI: no name was checked
             certs, status, reason = (item.certificate, *item.chain), OutcomeStatus.OK, None
         else:
             certs, status, reason = (), item.status, item.reason
-        if self.keep_json and status in REACHED:
+        if self.keep_json and status in self.reached:
             self.json.append(_json(r, certs, status, reason))
             self.json_uri.append(r.location.uri)
 
@@ -99,7 +98,7 @@ async def _counted(results: AsyncIterator[ProbeResult], progress: Progress | Non
               help="Server name to send on targets without their own NAME@ (repeat to try "
                    "several per endpoint).")
 @click.option("--starttls", "starttls", default="auto", show_default=True,
-              type=click.Choice(STARTTLS_CHOICES, case_sensitive=False),
+              type=VocabularyChoice(_starttls_choices, case_sensitive=False),
               help="auto: by port and by banner; none: implicit TLS only; or one protocol.")
 @click.option("--concurrency", default=200, show_default=True, type=click.IntRange(1, 10000),
               help="Connections open at once.")
@@ -117,6 +116,30 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
              timeout: float, retries: int, json_out: str | None) -> None:
     """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file;
     NAME@TARGET sends (and checks) NAME as the SNI on that target's ports only."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from certwarden.assess import findings_by_location
+    from certwarden.discovery.net import Scanner, ScanOptions
+    from certwarden.discovery.net import StarttlsMode as Mode
+    from certwarden.discovery.targets import (
+        DEFAULT_PORTS,
+        Starttls,
+        count_endpoints,
+        endpoints,
+        parse_ports,
+        read_targets,
+    )
+    from certwarden.store.inventory import Inventory
+
     specs = read_targets(targets)
     ports = parse_ports(ports_text) if ports_text is not None else DEFAULT_PORTS
     mode: Mode | Starttls = (Mode(starttls.lower()) if starttls.lower() in Mode.__members__
@@ -157,6 +180,9 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
 
 def _print_findings(findings: dict[str, list[Finding]]) -> None:
     """What this scan saw, judged on the spot (``certwarden report`` judges the inventory)."""
+    from rich.console import Console
+    from rich.table import Table
+
     every = sorted((f for found in findings.values() for f in found),
                    key=lambda f: (-f.severity.rank, f.rule, f.location or ""))
     if not every:

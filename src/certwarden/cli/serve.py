@@ -6,22 +6,22 @@ Binds 127.0.0.1 by default. ``--https`` serves with a certificate our own CA iss
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from certwarden.ca import Authority
-from certwarden.ca.publish import Publisher
-from certwarden.cli import fail, write_text
 from certwarden.cli.ca import passphrase_option, passphrase_source, pin_option
-from certwarden.store.ca_ledger import SqlLedger
+from certwarden.cli.common import fail, write_text
+
+if TYPE_CHECKING:
+    from certwarden.ca import Authority
+    from certwarden.store.ca_ledger import SqlLedger
 
 DEFAULT_HTTP = "127.0.0.1:8080"
 
@@ -99,8 +99,13 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
               acme_eab: bool, no_acme: bool, passphrase_file: str | None,
               pin: str | None) -> None:
     """Serve OCSP (/ocsp), CRLs (/crl/<issuer>.crl) and ACME (/acme/directory)."""
+    import asyncio
+
     import uvicorn
 
+    from certwarden.ca import Authority
+    from certwarden.ca.publish import Publisher
+    from certwarden.store.ca_ledger import SqlLedger
     from certwarden.web.app import create_app
 
     if not http_bind and not https_bind:
@@ -196,6 +201,9 @@ def _serve_workers(ledger: SqlLedger, http_bind: str | None, https_bind: str | N
     import os
 
     import uvicorn
+
+    from certwarden.ca import Authority
+    from certwarden.ca.publish import Publisher
 
     if http_bind and https_bind:
         fail("--workers > 1 serves one listener: give --http or --https, not both")

@@ -7,25 +7,15 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
-from certwarden.cli import Findings, fail
+from certwarden.cli.common import Findings, fail
 from certwarden.records import Severity, Sighting
-from certwarden.store.inventory import Inventory
-from certwarden.store.recorder import Recorder
-from certwarden.traffic.alerts import Blocklist
-from certwarden.traffic.observe import (
-    CaptureDone,
-    NewCertificate,
-    Observed,
-    capture_row,
-    certificate_row,
-    observe,
-    session_row,
-    sighting_of,
-)
+
+if TYPE_CHECKING:
+    from certwarden.store.recorder import Recorder
 
 _SEVERITY_ORDER = [str(s) for s in (Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH)]
 
@@ -51,6 +41,19 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
                 with_alerts: bool, blocklists: tuple[str, ...], no_ja4plus: bool,
                 no_inventory: bool, fail_on: str | None) -> None:
     """Find TLS sessions and certificates in packet captures (pcap, pcapng, gzip)."""
+    from certwarden.store.inventory import Inventory
+    from certwarden.traffic.alerts import Blocklist
+    from certwarden.traffic.observe import (
+        CaptureDone,
+        NewCertificate,
+        Observed,
+        capture_row,
+        certificate_row,
+        observe,
+        session_row,
+        sighting_of,
+    )
+
     for p in pcaps:
         if not os.path.isfile(p):
             fail(f"{p}: no such capture file")

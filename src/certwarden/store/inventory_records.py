@@ -107,7 +107,7 @@ def fill_context(row: SightingRow, sg: Sighting) -> None:
         row.key_mode, row.key_owner = sg.key.mode, sg.key.owner
     else:
         row.key_path = row.key_encrypted = row.key_mode = row.key_owner = None
-    row.extra = json.dumps(sg.extra, sort_keys=True)
+    row.extra = json.dumps(dict(sg.extra), sort_keys=True)
 
 
 def to_sighting(sr: SightingRow, lr: LocationRow, cert: Certificate,

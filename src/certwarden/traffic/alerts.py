@@ -13,11 +13,11 @@ import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from certwarden.errors import ParseError
-from certwarden.records import Severity
+from certwarden.records import Severity, frozen_map
 from certwarden.traffic.session import TlsSession
 from certwarden.x509 import Certificate, Kind
 
@@ -30,7 +30,10 @@ class Alert:
     flow: str
     capture: str
     certificate: str | None  # SHA-256 of the certificate concerned
-    evidence: dict[str, str] = field(default_factory=dict)
+    evidence: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "evidence", frozen_map(self.evidence))
 
     def as_dict(self) -> dict[str, object]:
         return {"type": "alert", "rule": self.rule, "severity": str(self.severity),
@@ -42,8 +45,12 @@ class Alert:
 class Blocklist:
     """abuse.ch SSLBL data: certificate SHA-1s and/or JA3 (or JA4) fingerprints -> reason."""
 
-    sha1: dict[str, str] = field(default_factory=dict)
-    fingerprints: dict[str, str] = field(default_factory=dict)
+    sha1: Mapping[str, str] = field(default_factory=dict)
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha1", frozen_map(self.sha1))
+        object.__setattr__(self, "fingerprints", frozen_map(self.fingerprints))
 
     @classmethod
     def load(cls, paths: list[str]) -> Blocklist:

@@ -1,15 +1,8 @@
 """Parsing every certificate format into the ``Certificate`` record; classification."""
 
+from certwarden.x509.extensions import BasicConstraints, Extension, SubjectAltNames
 from certwarden.x509.parse import Format, KeyInfo, Parsed, iter_sources, parse_bytes, read_source
-from certwarden.x509.record import (
-    BasicConstraints,
-    Certificate,
-    Extension,
-    KeyType,
-    Kind,
-    PublicKeyInfo,
-    SubjectAltNames,
-)
+from certwarden.x509.record import Certificate, KeyType, Kind, PublicKeyInfo
 
 __all__ = [
     "BasicConstraints",

@@ -12,7 +12,6 @@ import base64
 import dataclasses
 import datetime as dt
 import hashlib
-import ipaddress
 import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -20,12 +19,20 @@ from functools import cached_property
 from typing import Any
 
 from cryptography import x509 as cx509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from certwarden.errors import ParseError
+from certwarden.errors import ParseError, one_line
 from certwarden.x509.der import name_atoms, tbs_of, tbs_parts
+from certwarden.x509.extensions import (
+    BasicConstraints,
+    Extension,
+    Extensions,
+    SubjectAltNames,
+    read_extensions,
+)
+from certwarden.x509.signature import signature_hash, signature_name, signature_verifies
 
 
 class Kind(StrEnum):
@@ -51,36 +58,6 @@ class PublicKeyInfo:
     type: KeyType
     bits: int  # modulus / field size; 0 when unknown
     curve: str | None = None  # e.g. "secp256r1"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SubjectAltNames:
-    dns: tuple[str, ...] = ()
-    ip: tuple[str, ...] = ()
-    uri: tuple[str, ...] = ()
-    email: tuple[str, ...] = ()
-    other: tuple[str, ...] = ()  # directory names, registered IDs, otherName OIDs
-
-    def __bool__(self) -> bool:
-        return bool(self.dns or self.ip or self.uri or self.email or self.other)
-
-    def as_dict(self) -> dict[str, list[str]]:
-        return {"dns": list(self.dns), "ip": list(self.ip), "uri": list(self.uri),
-                "email": list(self.email), "other": list(self.other)}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BasicConstraints:
-    ca: bool
-    path_length: int | None
-    critical: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Extension:
-    oid: str
-    name: str
-    critical: bool
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -128,7 +105,7 @@ class Certificate:
                 cn_attrs = subject_name.get_attributes_for_oid(NameOID.COMMON_NAME)
             except (ValueError, TypeError, UnicodeError) as exc:
                 # A malformed attribute (wrong string type, bad UTF-8): keep the rest usable.
-                return "", "", None, (f"unreadable name: {_reason(exc)}",)
+                return "", "", None, (f"unreadable name: {one_line(exc)}",)
         cn = cn_attrs[0].value if cn_attrs else None
         return subject, issuer, cn if isinstance(cn, str) else None, _warned(caught)
 
@@ -145,11 +122,11 @@ class Certificate:
         return self._names[2]
 
     @cached_property
-    def _ext(self) -> _Ext:
+    def _ext(self) -> Extensions:
         problems: list[str] = []
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            out = _extensions(self._x, problems)
+            out = read_extensions(self._x, problems)
         out.problems = tuple(problems) + _warned(caught)
         return out
 
@@ -191,11 +168,7 @@ class Certificate:
     @cached_property
     def signature_hash(self) -> str | None:
         """"sha256", "sha1", "md5" ...; None for Ed25519/ML-DSA or an unsupported hash."""
-        try:
-            h = self._x.signature_hash_algorithm
-        except UnsupportedAlgorithm:
-            return _LEGACY_SIG_HASH.get(self.signature_algorithm)
-        return None if h is None else _HASH_NAMES.get(h.name, h.name)
+        return signature_hash(self._x, self.signature_algorithm)
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -268,7 +241,7 @@ class Certificate:
                 cert = cx509.load_der_x509_certificate(der)
                 record = _build(cert, der)
             except (ValueError, TypeError, cx509.InvalidVersion) as exc:
-                raise ParseError(source, f"not a valid DER certificate ({_reason(exc)})") from None
+                raise ParseError(source, f"not a valid DER certificate ({one_line(exc)})") from None
         if caught:
             record = dataclasses.replace(record, load_problems=_warned(caught), _x=record._x)
         return record
@@ -285,20 +258,6 @@ def serial_hex(serial: int) -> str:
 
 def _iso(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] if text else type(exc).__name__
-
-
-_HASH_NAMES = {"md5": "md5", "sha1": "sha1", "sha224": "sha224", "sha256": "sha256",
-               "sha384": "sha384", "sha512": "sha512"}
-
-
-# Signature algorithms whose hash cryptography will not name (it refuses MD2/MD4).
-_LEGACY_SIG_HASH = {"md2WithRSAEncryption": "md2", "md4WithRSAEncryption": "md4",
-                    "1.2.840.113549.1.1.2": "md2", "1.2.840.113549.1.1.3": "md4"}
 
 
 def _build(cert: cx509.Certificate, der: bytes) -> Certificate:
@@ -322,11 +281,6 @@ def _build(cert: cx509.Certificate, der: bytes) -> Certificate:
                 _SELF_SIGNED_CACHE.clear()
             _SELF_SIGNED_CACHE[digest] = verified
         kind = Kind.SELF_SIGNED if verified else Kind.SELF_ISSUED
-    sig_oid = cert.signature_algorithm_oid
-    sig_name = _SIG_NAMES.get(sig_oid.dotted_string)
-    if sig_name is None:
-        sig_name = _oid_name(sig_oid)
-        _SIG_NAMES[sig_oid.dotted_string] = sig_name
     return Certificate(
         der=der,
         sha256=digest.hex(),
@@ -336,7 +290,7 @@ def _build(cert: cx509.Certificate, der: bytes) -> Certificate:
         version=1 if cert.version == cx509.Version.v1 else 3,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        signature_algorithm=sig_name,
+        signature_algorithm=signature_name(cert),
         kind=kind,
         self_issued=self_issued,
         _x=cert,
@@ -348,7 +302,6 @@ def _build(cert: cx509.Certificate, der: bytes) -> Certificate:
 # when full rather than grown.
 _SELF_SIGNED_CACHE: dict[bytes, bool] = {}
 _SELF_SIGNED_CACHE_MAX = 65_536
-_SIG_NAMES: dict[str, str] = {}  # OID -> name; a handful of entries, bounded by the OID registry
 
 
 def _key_info(pub: Any) -> PublicKeyInfo:
@@ -366,141 +319,6 @@ def _key_info(pub: Any) -> PublicKeyInfo:
     if name.startswith("MLDSA"):
         return PublicKeyInfo(type=KeyType.ML_DSA, bits=0, curve=f"ML-DSA-{name[5:7]}")
     return PublicKeyInfo(type=KeyType.UNKNOWN, bits=0)
-
-
-def signature_verifies(cert: cx509.Certificate, pub: Any, *, issuer: cx509.Certificate,
-                       tbs: bytes | None = None) -> bool:
-    """True when ``pub`` (the key of ``issuer``) verifies ``cert``'s signature.
-
-    cryptography's ``verify_directly_issued_by`` refuses SHA-1 and MD5; roots and appliances of
-    that age are exactly the ones we must recognise, so the classic algorithms are verified
-    with the key directly. Newer ones (ML-DSA ...) go through cryptography's own check.
-    """
-    sig = cert.signature
-    if tbs is None:
-        tbs = cert.tbs_certificate_bytes
-    try:
-        if isinstance(pub, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-            pub.verify(sig, tbs)
-            return True
-        if not isinstance(pub, rsa.RSAPublicKey | ec.EllipticCurvePublicKey | dsa.DSAPublicKey):
-            cert.verify_directly_issued_by(issuer)
-            return True
-        h = cert.signature_hash_algorithm
-        if h is None:
-            return False
-        if isinstance(pub, rsa.RSAPublicKey):
-            params = cert.signature_algorithm_parameters
-            pad = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
-            pub.verify(sig, tbs, pad, h)
-        elif isinstance(pub, ec.EllipticCurvePublicKey):
-            pub.verify(sig, tbs, ec.ECDSA(h))
-        else:
-            pub.verify(sig, tbs, h)
-    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
-        # A key/signature-algorithm mismatch (an RSA key under an ECDSA OID) is "not verified".
-        return False
-    return True
-
-
-@dataclass(slots=True)
-class _Ext:
-    problems: tuple[str, ...] = ()
-    sans: SubjectAltNames = field(default_factory=SubjectAltNames)
-    basic_constraints: BasicConstraints | None = None
-    key_usage: tuple[str, ...] = ()
-    eku: tuple[str, ...] = ()
-    ski: str | None = None
-    aki: str | None = None
-    extensions: tuple[Extension, ...] = ()
-
-
-_KU_FIELDS = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-              "key_agreement", "key_cert_sign", "crl_sign")
-
-
-def _extensions(cert: cx509.Certificate, problems: list[str]) -> _Ext:
-    out = _Ext()
-    try:
-        exts = cert.extensions
-    except Exception as exc:
-        # Duplicate or malformed extensions: keep everything else, say what went wrong.
-        problems.append(f"extensions: {_reason(exc)}")
-        return out
-    listed: list[Extension] = []
-    for ext in exts:
-        oid = ext.oid
-        name = getattr(oid, "_name", "Unknown OID")
-        listed.append(Extension(oid=oid.dotted_string,
-                                name=oid.dotted_string if name == "Unknown OID" else name,
-                                critical=ext.critical))
-        try:
-            _read_extension(out, ext)
-        except (ValueError, TypeError, UnicodeError) as exc:
-            # One malformed extension value (a bad name inside a SAN ...): skip it, say so.
-            problems.append(f"extension {oid.dotted_string}: {_reason(exc)}")
-    out.extensions = tuple(listed)
-    return out
-
-
-def _read_extension(out: _Ext, ext: cx509.Extension[cx509.ExtensionType]) -> None:
-    value = ext.value
-    if isinstance(value, cx509.SubjectAlternativeName):
-        out.sans = _sans(value)
-    elif isinstance(value, cx509.BasicConstraints):
-        out.basic_constraints = BasicConstraints(ca=value.ca, path_length=value.path_length,
-                                                 critical=ext.critical)
-    elif isinstance(value, cx509.KeyUsage):
-        out.key_usage = _key_usage(value)
-    elif isinstance(value, cx509.ExtendedKeyUsage):
-        out.eku = tuple(_oid_name(o) for o in value)
-    elif isinstance(value, cx509.SubjectKeyIdentifier):
-        out.ski = value.digest.hex()
-    elif isinstance(value, cx509.AuthorityKeyIdentifier) and value.key_identifier:
-        out.aki = value.key_identifier.hex()
-
-
-def _oid_name(oid: cx509.ObjectIdentifier) -> str:
-    name = getattr(oid, "_name", "Unknown OID")
-    return oid.dotted_string if name == "Unknown OID" else str(name)
-
-
-def _key_usage(ku: cx509.KeyUsage) -> tuple[str, ...]:
-    names = [f for f in _KU_FIELDS if getattr(ku, f)]
-    if ku.key_agreement:
-        # encipher_only / decipher_only raise unless key_agreement is set.
-        if ku.encipher_only:
-            names.append("encipher_only")
-        if ku.decipher_only:
-            names.append("decipher_only")
-    return tuple(names)
-
-
-def _sans(san: cx509.SubjectAlternativeName) -> SubjectAltNames:
-    dns: list[str] = []
-    ips: list[str] = []
-    uris: list[str] = []
-    emails: list[str] = []
-    other: list[str] = []
-    for gn in san:
-        if isinstance(gn, cx509.DNSName):
-            dns.append(gn.value)
-        elif isinstance(gn, cx509.IPAddress):
-            v = gn.value
-            ips.append(str(v) if isinstance(v, ipaddress.IPv4Address | ipaddress.IPv6Address)
-                       else v.with_prefixlen)
-        elif isinstance(gn, cx509.UniformResourceIdentifier):
-            uris.append(gn.value)
-        elif isinstance(gn, cx509.RFC822Name):
-            emails.append(gn.value)
-        elif isinstance(gn, cx509.DirectoryName):
-            other.append("dirname:" + gn.value.rfc4514_string())
-        elif isinstance(gn, cx509.RegisteredID):
-            other.append("rid:" + gn.value.dotted_string)
-        elif isinstance(gn, cx509.OtherName):
-            other.append("othername:" + gn.type_id.dotted_string)
-    return SubjectAltNames(dns=tuple(dns), ip=tuple(ips), uri=tuple(uris), email=tuple(emails),
-                           other=tuple(other))
 
 
 def public_key_pin(key_der_spki: bytes) -> str:

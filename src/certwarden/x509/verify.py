@@ -25,7 +25,8 @@ from cryptography.x509 import verification as cv
 
 from certwarden.errors import ParseError, UsageError
 from certwarden.x509.parse import iter_files, read_source
-from certwarden.x509.record import Certificate, Kind, signature_verifies
+from certwarden.x509.record import Certificate, Kind
+from certwarden.x509.signature import signature_verifies
 
 # Depth cap when we walk a chain ourselves; cryptography's own default is also 8.
 DEFAULT_MAX_DEPTH = 8
