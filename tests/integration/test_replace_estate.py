@@ -105,3 +105,16 @@ def test_backups_are_kept_apart_with_owner_and_mode_and_never_come_back(
     assert {f["rule"] for f in mine} <= {"private-key-unencrypted", "untrusted-chain"}, mine
     assert "private-key-unencrypted" in {f["rule"] for f in mine}
     assert main(["report", "--fail-on", "medium"]) == 0
+
+
+def test_backup_path_never_overwrites_a_backup(tmp_path: Path) -> None:
+    from certwarden.lifecycle.replace import backup_path
+
+    live = tmp_path / "web.pem"
+    first = backup_path(live, "20261202T080000Z")
+    first.write_text("first")
+    second = backup_path(live, "20261202T080000Z")
+    assert first.parent == second.parent == tmp_path / ".certwarden-backup"
+    assert (first.name, second.name) == ("web.pem.20261202T080000Z",
+                                         "web.pem.20261202T080000Z-2")
+    assert first.parent.stat().st_mode & 0o777 == 0o700

@@ -35,7 +35,7 @@ PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 # into it (backups are not live certificates), unless it is itself a root given to sweep.
 BACKUP_DIR = ".certwarden-backup"
 # Backups beside the live file, as certwarden wrote them before BACKUP_DIR: NAME.certwarden-TS.bak
-_LEGACY_BACKUP = re.compile(r"\.certwarden-\d{8}T\d{6}Z\.bak$")
+_LEGACY_BACKUP = re.compile(r"\.certwarden-\d{8}T\d{6}Z(-\d+)?\.bak$")
 HINT_EXTENSIONS = frozenset({".crt", ".cer", ".cert", ".der", ".pem", ".p7b", ".p7c", ".pfx",
                              ".p12", ".jks", ".keystore", ".truststore", ".b64"})
 _JKS = (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce")

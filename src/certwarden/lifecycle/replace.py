@@ -281,10 +281,16 @@ def _swap_files(item: PlanItem, chain_pem: str, leaf_der: bytes, key_pem: bytes,
 
 
 def backup_path(path: Path, stamp: str) -> Path:
-    """``DIR/.certwarden-backup/NAME.STAMP`` (the directory made 0700 if missing)."""
+    """``DIR/.certwarden-backup/NAME.STAMP`` (the directory made 0700 if missing), where the
+    file sweep does not look. Never an existing file: two swaps within one second keep both
+    (``NAME.STAMP-2`` ...)."""
     folder = path.parent / BACKUP_DIR
     folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / f"{path.name}.{stamp}"
+    candidate, n = folder / f"{path.name}.{stamp}", 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{path.name}.{stamp}-{n}"
+    return candidate
 
 
 def _write(path: Path, data: bytes, mode: int, *, owner: tuple[int, int] | None = None) -> None:
