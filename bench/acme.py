@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' CA and DNS server (acme_su
 
 import httpx  # noqa: E402
 
+from acme_client import AcmeClient, AcmeClientError  # noqa: E402
 from acme_support import DnsZone, MiniCA, free_port  # noqa: E402
-from certwarden.acme.client import AcmeClient, AcmeClientError  # noqa: E402
 
 
 def serve_certwarden(args: argparse.Namespace) -> None:
@@ -46,7 +46,7 @@ def serve_certwarden(args: argparse.Namespace) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from certwarden.acme.server import AcmeSettings
+    from certwarden.acme.context import AcmeSettings
     from certwarden.acme.validation import ValidatorSettings
     from certwarden.web.acme import build_acme_server, mount_acme
 
@@ -56,9 +56,9 @@ def serve_certwarden(args: argparse.Namespace) -> None:
         ip_limit=None, account_limit=None, new_order_limit=None, new_account_ip_limit=None,
         validation_workers=16, nonces="database" if args.server_procs > 1 else "memory")
     if args.issuer == "ca":  # the private CA itself (file key, SQL ledger)
+        from certwarden.acme.authority import AuthorityIssuer, authority_profiles
         from certwarden.ca import Authority
         from certwarden.store.ca_ledger import SqlLedger
-        from certwarden.web.acme import AuthorityIssuer, authority_profiles
 
         authority = Authority.open(SqlLedger.open(args.db),
                                    passphrase=lambda: os.environ["CERTWARDEN_CA_PASSPHRASE"]

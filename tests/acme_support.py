@@ -28,8 +28,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from certwarden.acme.issuer import IssuedChain
+from certwarden.acme.certificates import ari_cert_id
+from certwarden.acme.issuer import Issuance
 from certwarden.acme.validation import ACME_IDENTIFIER_OID, ALPN
+from certwarden.ca.csr import LeafKey
 from certwarden.errors import CertwardenError
 
 
@@ -39,6 +41,10 @@ def _name(cn: str) -> x509.Name:
 
 def _pem(cert: x509.Certificate) -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
+
+
+def _der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
 
 
 class MiniCA:
@@ -91,12 +97,11 @@ class MiniCA:
     def root_pem(self) -> str:
         return _pem(self.root)
 
-    def issue(self, csr_der: bytes, *, profile: str, dns_names: Sequence[str],
+    def issue(self, public_key: LeafKey, *, profile: str, dns_names: Sequence[str],
               ip_addresses: Sequence[str], not_before: dt.datetime | None = None,
-              not_after: dt.datetime | None = None) -> IssuedChain:
+              not_after: dt.datetime | None = None) -> Issuance:
         if profile not in self.PROFILES:
             raise CertwardenError(f"unknown profile {profile}")
-        csr = x509.load_der_x509_csr(csr_der)
         now = dt.datetime.now(dt.UTC)
         life = dt.timedelta(days=7 if profile == "tls-server" else 1)
         nb = max(not_before or now, now) - dt.timedelta(minutes=5)
@@ -105,7 +110,7 @@ class MiniCA:
         sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses]
         cert = (x509.CertificateBuilder()
                 .subject_name(_name((list(dns_names) + list(ip_addresses))[0]))
-                .issuer_name(self.intermediate.subject).public_key(csr.public_key())
+                .issuer_name(self.intermediate.subject).public_key(public_key)
                 .serial_number(x509.random_serial_number())
                 .not_valid_before(nb).not_valid_after(na)
                 .add_extension(x509.SubjectAlternativeName(sans), critical=False)
@@ -117,8 +122,11 @@ class MiniCA:
                 .sign(self.key, hashes.SHA256()))
         with self._lock:
             self.issued.append(cert)
-        return IssuedChain(chain=(_pem(cert), _pem(self.intermediate)),
-                           alternates=((_pem(cert), _pem(self.cross)),))
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return Issuance(leaf_der=der, chain_der=(_der(self.intermediate),),
+                        alternates=((_der(self.cross),),), serial=cert.serial_number,
+                        sha256=hashlib.sha256(der).hexdigest(), ari_id=ari_cert_id(cert),
+                        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc)
 
     def revoke(self, serial: int, *, reason: int) -> None:
         with self._lock:
@@ -129,13 +137,12 @@ class MiniCA:
     def server_cert(self, names: Sequence[str], out_dir: Path) -> tuple[Path, Path]:
         """A TLS server certificate for the ACME server itself (cert+chain, key) as files."""
         key = ec.generate_private_key(ec.SECP256R1())
-        csr = (x509.CertificateSigningRequestBuilder().subject_name(_name(names[0]))
-               .sign(key, hashes.SHA256()))
         dns_names = [n for n in names if not _is_ip(n)]
-        chain = self.issue(csr.public_bytes(serialization.Encoding.DER), profile="tls-server",
+        chain = self.issue(key.public_key(), profile="tls-server",
                            dns_names=dns_names, ip_addresses=[n for n in names if _is_ip(n)])
         cert_path, key_path = out_dir / "server.pem", out_dir / "server.key"
-        cert_path.write_text("".join(chain.chain))
+        cert_path.write_text("".join(ssl.DER_cert_to_PEM_cert(d)
+                                     for d in (chain.leaf_der, *chain.chain_der)))
         key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                                serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
@@ -373,7 +380,7 @@ class AcmeEnv:
     def running(self) -> Iterator[AcmeEnv]:
         from fastapi import FastAPI
 
-        from certwarden.acme.server import AcmeSettings
+        from certwarden.acme.context import AcmeSettings
         from certwarden.acme.validation import ValidatorSettings
         from certwarden.web.acme import build_acme_server, mount_acme
 
@@ -400,7 +407,7 @@ class AcmeEnv:
                                  base_url="https://acme.test")
 
     def acme_client(self, http: Any, **kw: Any) -> Any:
-        from certwarden.acme.client import AcmeClient
+        from acme_client import AcmeClient
 
         return AcmeClient(http, "https://acme.test/acme/directory", poll_interval=0.02, **kw)
 
@@ -441,7 +448,7 @@ class LiveAcme:
         import uvicorn
         from fastapi import FastAPI
 
-        from certwarden.acme.server import AcmeSettings
+        from certwarden.acme.context import AcmeSettings
         from certwarden.acme.validation import ValidatorSettings
         from certwarden.web.acme import build_acme_server, mount_acme
 

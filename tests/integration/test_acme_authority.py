@@ -1,5 +1,5 @@
 """ACME in front of the real private CA (``certwarden.ca.Authority`` through
-``web.acme.AuthorityIssuer``): issuance recorded in the CA's ledger, the CA's policy refusing
+``acme.authority.AuthorityIssuer``): issuance recorded in the CA's ledger, the CA's policy refusing
 a name at finalize, revocation reaching the ledger, the CA's profiles in the directory."""
 
 from __future__ import annotations
@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed448, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from acme_client import AcmeClient, AcmeClientError, make_csr
 from acme_support import AcmeEnv
-from certwarden.acme.client import AcmeClient, AcmeClientError
+from certwarden.acme.authority import AuthorityIssuer, authority_profiles
+from certwarden.acme.certificates import ari_cert_id
 from certwarden.acme.jws import b64e
 from certwarden.ca import Authority, MemoryLedger
 from certwarden.ca.hierarchy import init_ca
 from certwarden.ca.model import serial_hex
 from certwarden.ca.policy import CaConfig
-from certwarden.web.acme import AuthorityIssuer, authority_profiles
 
 pytestmark = pytest.mark.anyio
 PASSPHRASE = b"acme-integration"
@@ -86,3 +88,43 @@ async def test_ca_policy_refusal_is_bad_csr_and_fails_the_order(env: AcmeEnv,
         await client.issue(["x.forbidden.internal"], answer=env.publish_http01)
     assert err.value.type == "badCSR"
     assert "refused" in err.value.problem["detail"]
+
+
+async def test_one_key_policy_ed448_is_issued(env: AcmeEnv, client: AcmeClient,
+                                              ledger: MemoryLedger) -> None:
+    """ACME and the CA share ``ca.csr.check_key``: what the CA signs, ACME accepts (Ed448)."""
+    pem, _ = await client.issue(["ed448.internal"], answer=env.publish_http01,
+                                csr_key=ed448.Ed448PrivateKey.generate())
+    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    assert isinstance(leaf.public_key(), ed448.Ed448PublicKey)
+    assert ledger.issued(serial_hex(leaf.serial_number)) is not None
+
+
+async def test_one_key_policy_refuses_before_the_ca(env: AcmeEnv, client: AcmeClient,
+                                                    ledger: MemoryLedger) -> None:
+    """A key the CA's policy refuses (RSA exponent 3) is badCSR at finalize; the order stays
+    ready and nothing reaches the CA's ledger."""
+    before = len(list(ledger.list_issued()))
+    order = await client.new_order(["weak.internal"])
+    authz = await client.get(order.body["authorizations"][0])
+    ch = next(c for c in authz.body["challenges"] if c["type"] == "http-01")
+    env.publish_http01(ch["token"], client.key_authorization(ch["token"]), "")
+    await client.post(ch["url"], {})
+    await client.poll(order.location, until=("ready",))
+    csr, _ = make_csr(["weak.internal"], rsa.generate_private_key(3, 2048))
+    with pytest.raises(AcmeClientError) as err:
+        await client.post(order.body["finalize"], {"csr": b64e(csr)})
+    assert err.value.type == "badCSR"
+    assert "65537" in err.value.problem["detail"]
+    assert (await client.get(order.location)).body["status"] == "ready"
+    assert len(list(ledger.list_issued())) == before
+
+
+async def test_ari_id_comes_from_the_ca(env: AcmeEnv, client: AcmeClient) -> None:
+    """The CA's ``IssuedChain.ari_id`` is the RFC 9773 identifier of the leaf it signed."""
+    pem, _ = await client.issue(["ari.internal"], answer=env.publish_http01)
+    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    d = await client.load_directory()
+    r = await client.http.get(f"{d['renewalInfo']}/{ari_cert_id(leaf)}")
+    assert r.status_code == 200
+    assert "suggestedWindow" in r.json()

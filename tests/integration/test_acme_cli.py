@@ -21,7 +21,7 @@ def test_eab_add_stores_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     try:
         row = repo.eab_key("team-a")
         assert row is not None
-        assert row["account_id"] is None
+        assert row.account_id is None
     finally:
         repo.close()
     assert main(["--db", db, "acme", "eab-add", "--kid", "team-a"]) == 2
@@ -32,7 +32,7 @@ def test_eab_add_stores_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_serve_acme_settings_travel_through_the_environment() -> None:
-    from certwarden.web.acme import acme_settings_from_env
+    from certwarden.settings import acme_settings_from_env
 
     settings = acme_settings_from_env({
         "CERTWARDEN_ACME_RESOLVER": "127.0.0.1:5353", "CERTWARDEN_ACME_HTTP_PORT": "5002",

@@ -11,8 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from acme_client import AcmeClient, AcmeClientError, make_csr
 from acme_support import AcmeEnv
-from certwarden.acme.client import AcmeClient, AcmeClientError, make_csr
 from certwarden.acme.jws import b64e
 
 pytestmark = pytest.mark.anyio

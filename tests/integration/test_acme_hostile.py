@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from acme_client import AcmeClient, AcmeClientError, jws_object, public_jwk
 from acme_support import AcmeEnv
-from certwarden.acme.client import AcmeClient, AcmeClientError, jws_object, public_jwk
 from certwarden.acme.jws import b64e
 from certwarden.acme.limits import RateLimit
 

@@ -11,9 +11,22 @@ import threading
 
 import pytest
 
+from acme_client import make_csr
 from acme_support import AcmeEnv
-from certwarden.acme.client import make_csr
 from certwarden.acme.jws import b64e
+from certwarden.acme.model import (
+    Account,
+    AccountStatus,
+    Authorization,
+    AuthzStatus,
+    Challenge,
+    ChallengeStatus,
+    ChallengeType,
+    Identifier,
+    IdentifierType,
+    Order,
+    OrderStatus,
+)
 from certwarden.store.acme_repo import AcmeRepo
 
 NOW = dt.datetime.now(dt.UTC)
@@ -21,26 +34,28 @@ NOW = dt.datetime.now(dt.UTC)
 
 def _account(repo: AcmeRepo) -> str:
     account_id = secrets.token_urlsafe(12)
-    row, created = repo.add_account({
-        "id": account_id, "thumbprint": secrets.token_urlsafe(32), "jwk": {"kty": "EC"},
-        "status": "valid", "contact": [], "tos_agreed": True, "eab_kid": None,
-        "created_at": NOW})
+    row, created = repo.add_account(Account(
+        id=account_id, thumbprint=secrets.token_urlsafe(32), jwk={"kty": "EC"},
+        status=AccountStatus.VALID, contact=(), tos_agreed=True, eab_kid=None,
+        created_at=NOW))
     assert created
-    return str(row["id"])
+    return str(row.id)
 
 
 def _order(repo: AcmeRepo, account_id: str) -> str:
     order_id = secrets.token_urlsafe(12)
     authz_id = secrets.token_urlsafe(12)
+    ident = Identifier(type=IdentifierType.DNS, value="s.internal")
     repo.add_order(
-        {"id": order_id, "account_id": account_id, "status": "ready",
-         "identifiers": [{"type": "dns", "value": "s.internal"}], "profile": "tls-server",
-         "expires": NOW + dt.timedelta(hours=1), "created_at": NOW},
-        [{"id": authz_id, "order_id": order_id, "account_id": account_id, "position": 0,
-          "identifier_type": "dns", "identifier_value": "s.internal", "wildcard": False,
-          "status": "valid", "expires": NOW + dt.timedelta(hours=1)}],
-        [{"id": secrets.token_urlsafe(12), "authz_id": authz_id, "position": 0,
-          "type": "http-01", "token": "t", "status": "valid"}])
+        Order(id=order_id, account_id=account_id, status=OrderStatus.READY,
+              identifiers=(ident,), authz_ids=(authz_id,), profile="tls-server",
+              expires=NOW + dt.timedelta(hours=1), created_at=NOW),
+        [Authorization(id=authz_id, order_id=order_id, account_id=account_id,
+                       identifier=ident, wildcard=False, status=AuthzStatus.VALID,
+                       expires=NOW + dt.timedelta(hours=1),
+                       challenges=(Challenge(id=secrets.token_urlsafe(12), authz_id=authz_id,
+                                             type=ChallengeType.HTTP_01, token="t",
+                                             status=ChallengeStatus.VALID),))])
     return order_id
 
 
@@ -73,8 +88,8 @@ def test_compare_and_set_has_one_winner(db_urls: list[str]) -> None:
             assert sorted(wins) == [False] * 7 + [True], url
             row = repo.order(order_id)
             assert row is not None
-            assert row["status"] == "processing"
-            assert len(row["authz_ids"]) == 1
+            assert row.status == "processing"
+            assert len(row.authz_ids) == 1
         finally:
             repo.close()
 
@@ -84,18 +99,18 @@ def test_account_keys_are_unique(db_urls: list[str]) -> None:
         repo = AcmeRepo.open(url)
         try:
             tp = secrets.token_urlsafe(32)
-            rows = race(6, lambda r=repo, t=tp: r.add_account({
-                "id": secrets.token_urlsafe(12), "thumbprint": t,
-                "jwk": {"kty": "EC"}, "status": "valid", "contact": [], "tos_agreed": False,
-                "eab_kid": None, "created_at": NOW}))
+            rows = race(6, lambda r=repo, t=tp: r.add_account(Account(
+                id=secrets.token_urlsafe(12), thumbprint=t,
+                jwk={"kty": "EC"}, status=AccountStatus.VALID, contact=(), tos_agreed=False,
+                eab_kid=None, created_at=NOW)))
             created = [r for r in rows if r[1]]  # type: ignore[index]
             assert len(created) == 1, url
-            assert len({r[0]["id"] for r in rows}) == 1  # type: ignore[index]
+            assert len({r[0].id for r in rows}) == 1  # type: ignore[attr-defined]
             other = _account(repo)
             other_row = repo.account(other)
             assert other_row is not None
             assert not repo.change_account_key_if(
-                other, old_thumbprint=other_row["thumbprint"], jwk={"kty": "EC"}, thumbprint=tp)
+                other, old_thumbprint=other_row.thumbprint, jwk={"kty": "EC"}, thumbprint=tp)
         finally:
             repo.close()
 

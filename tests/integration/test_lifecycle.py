@@ -86,7 +86,7 @@ def test_replace_in_place_then_serve(estate: Path, capsys: pytest.CaptureFixture
     assert "Someone else" in read_source(str(etc / "managed.pem")).certificates[0].issuer
 
     # The inventory already shows the new certificate at the location.
-    inv = Inventory.open(None)
+    inv = Inventory.open(f"sqlite:///{estate / 'inv.db'}")  # the URL the fixture set
     try:
         served = {s.location.uri: s.certificate.sha256 for s in inv.sightings()
                   if s.position == 0}

@@ -19,12 +19,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from fastapi import APIRouter, FastAPI
 
+from certwarden.acme.authority import AuthorityIssuer, authority_profiles
 from certwarden.ca import Authority, IssuedChain
 from certwarden.ca.hierarchy import init_ca
 from certwarden.ca.publish import Publisher
 from certwarden.store.ca_ledger import SqlLedger
-from certwarden.web.acme import AuthorityIssuer, acme_router, authority_profiles, build_acme_server
-from certwarden.web.app import create_app
+from certwarden.web.acme import acme_router, build_acme_server
+from certwarden.web.app import build_app
 
 PASS = b"hostile web"
 JOSE = {"content-type": "application/jose+json"}
@@ -56,7 +57,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Client, Authority]]:
     publisher = Publisher.open(ledger, passphrase=lambda: PASS, poll_seconds=0.0)
     server = build_acme_server(db_url=db, issuer=AuthorityIssuer(
         authority, profiles=authority_profiles(authority)))
-    yield Client(create_app(publisher=publisher, routers=[acme_router(server)])), authority
+    yield Client(build_app(publisher=publisher, routers=[acme_router(server)])), authority
     server.close()
     ledger.close()
 

@@ -21,7 +21,7 @@ from certwarden.ca import Authority, IssuedChain
 from certwarden.ca.hierarchy import init_ca
 from certwarden.ca.publish import Publisher
 from certwarden.store.ca_ledger import SqlLedger
-from certwarden.web.app import create_app
+from certwarden.web.app import build_app
 
 PASS = b"web"
 
@@ -56,7 +56,7 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, Authority]]:
     init_ca(ledger, name="Web CA", key_dir=tmp_path / "keys", passphrase=PASS)
     authority = Authority.open(ledger, passphrase=lambda: PASS)
     publisher = Publisher.open(ledger, passphrase=lambda: PASS, poll_seconds=0.0)
-    yield TestClient(create_app(publisher=publisher)), authority
+    yield TestClient(build_app(publisher=publisher)), authority
     ledger.close()
 
 

@@ -73,7 +73,7 @@ def test_certonly_standalone_renew_revoke(certbot: str, live: LiveAcme, tmp_path
     row = live.server.store.certificate_by(
         sha256=__import__("hashlib").sha256(renewed.public_bytes(Encoding.DER)).hexdigest())
     assert row is not None
-    assert row["revoked_at"] is not None
+    assert row.revoked_at is not None
 
 
 def test_certonly_webroot(certbot: str, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.peer("keytool")
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, mk.Issued, mk.Issued]:
+def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, mk.CertifiedKey, mk.CertifiedKey]:
     d = tmp_path_factory.mktemp("ks")
     ca = mk.dev_ca("Keystore CA")
     leaf = mk.leaf(ca, ["ks.test"])
@@ -29,7 +29,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, mk.Issued, mk.
 
 @pytest.mark.parametrize(("storetype", "fmt"), [("JKS", Format.JKS), ("JCEKS", Format.JCEKS),
                                                ("PKCS12", Format.PKCS12)])
-def test_keytool_truststores(pair: tuple[Path, mk.Issued, mk.Issued], storetype: str,
+def test_keytool_truststores(pair: tuple[Path, mk.CertifiedKey, mk.CertifiedKey], storetype: str,
                              fmt: Format) -> None:
     keytool = require_tool("keytool")
     d, ca, _ = pair
@@ -44,7 +44,7 @@ def test_keytool_truststores(pair: tuple[Path, mk.Issued, mk.Issued], storetype:
         read_source(str(store), password=b"wrong-pass")
 
 
-def test_openssl_pkcs12_and_pkcs7(pair: tuple[Path, mk.Issued, mk.Issued]) -> None:
+def test_openssl_pkcs12_and_pkcs7(pair: tuple[Path, mk.CertifiedKey, mk.CertifiedKey]) -> None:
     openssl = require_tool("openssl")
     d, ca, leaf = pair
     subprocess.run([openssl, "pkcs12", "-export", "-in", str(d / "leaf.pem"), "-inkey",

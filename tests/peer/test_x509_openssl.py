@@ -63,7 +63,7 @@ def test_self_signed_from_create_passes_openssl_x509_strict(openssl: str, tmp_pa
 
 
 @pytest.fixture
-def dev_server(tmp_path: Path) -> Iterator[tuple[int, mk.Issued, mk.Issued]]:
+def dev_server(tmp_path: Path) -> Iterator[tuple[int, mk.CertifiedKey, mk.CertifiedKey]]:
     ca = mk.dev_ca("Handshake CA")
     leaf = mk.leaf(ca, ["localhost", "127.0.0.1"])
     (tmp_path / "chain.pem").write_text(leaf.certificate.pem() + ca.certificate.pem())
@@ -95,8 +95,8 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[int, mk.Issued, mk.Issued]]:
     srv.close()
 
 
-def test_python_ssl_handshake_trusts_dev_chain(dev_server: tuple[int, mk.Issued, mk.Issued],
-                                               tmp_path: Path) -> None:
+def test_python_ssl_handshake_trusts_dev_chain(
+        dev_server: tuple[int, mk.CertifiedKey, mk.CertifiedKey], tmp_path: Path) -> None:
     port, ca, _leaf = dev_server
     client = ssl.create_default_context(cadata=ca.certificate.pem())
     with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \

@@ -5,15 +5,13 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from certwarden.acme import jws
+from certwarden.acme.context import AcmeCore, Authenticated, RequestContext
 from certwarden.acme.model import Account, AccountStatus, utcnow
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.wire import Reply, Urls
-
-if TYPE_CHECKING:
-    from certwarden.acme.server import AcmeServer, Authenticated, RequestContext
 
 # A deliberately plain address check: local@domain, no spaces, a dotted domain.
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
@@ -53,12 +51,11 @@ def check_contacts(raw: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def new_account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def new_account(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     payload = auth.msg.payload_json()
     thumbprint = jws.thumbprint(auth.jwk)
-    existing = srv.store.account_by_thumbprint(thumbprint)
-    if existing is not None:
-        found = Account.from_row(existing)
+    found = srv.store.account_by_thumbprint(thumbprint)
+    if found is not None:
         if found.status != AccountStatus.VALID:
             raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {found.status.value}")
         return _reply(found, ctx.urls)
@@ -80,17 +77,16 @@ def new_account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Re
     elif srv.settings.eab_required:
         raise AcmeProblem(ProblemType.EXTERNAL_ACCOUNT_REQUIRED,
                           "this directory needs an external account binding")
-    row, created = srv.store.add_account({
-        "id": account_id, "thumbprint": thumbprint, "jwk": dict(auth.jwk), "status": "valid",
-        "contact": list(contact), "tos_agreed": bool(agreed), "eab_kid": eab_kid,
-        "created_at": utcnow()})
+    acct, created = srv.store.add_account(Account(
+        id=account_id, thumbprint=thumbprint, jwk=dict(auth.jwk), status=AccountStatus.VALID,
+        contact=contact, tos_agreed=bool(agreed), eab_kid=eab_kid, created_at=utcnow()))
     if created and eab_kid and not srv.store.bind_eab_if(eab_kid, account_id):
         srv.store.update_account(account_id, status=AccountStatus.DEACTIVATED.value)
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "external account key is already bound")
-    return _reply(Account.from_row(row), ctx.urls, 201 if created else 200)
+    return _reply(acct, ctx.urls, 201 if created else 200)
 
 
-def _check_eab(srv: AcmeServer, raw: Any, jwk: Mapping[str, Any], ctx: RequestContext) -> str:
+def _check_eab(srv: AcmeCore, raw: Any, jwk: Mapping[str, Any], ctx: RequestContext) -> str:
     """§7.3.4: an HMAC'd JWS over the account key, by a key the operator handed out."""
     if not isinstance(raw, dict):
         raise malformed("'externalAccountBinding' must be a JWS object")
@@ -99,12 +95,12 @@ def _check_eab(srv: AcmeServer, raw: Any, jwk: Mapping[str, Any], ctx: RequestCo
         raise malformed("external account binding needs a 'kid' and no 'jwk'")
     if inner.url != ctx.url:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "external account binding 'url' is wrong")
-    row = srv.store.eab_key(inner.kid)
-    if row is None:
+    eab = srv.store.eab_key(inner.kid)
+    if eab is None:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, f"unknown external account {inner.kid!r}")
-    if row["account_id"] is not None:
+    if eab.account_id is not None:
         raise AcmeProblem(ProblemType.UNAUTHORIZED, "external account key is already bound")
-    jws.verify_hmac(inner, row["hmac_key"])
+    jws.verify_hmac(inner, eab.hmac_key)
     if jws.canonical_jwk(inner.payload_json()) != dict(jwk):
         raise AcmeProblem(ProblemType.UNAUTHORIZED,
                           "external account binding does not sign this account key")
@@ -119,7 +115,7 @@ def _own_account(auth: Authenticated, ctx: RequestContext) -> Account:
     return acct
 
 
-def account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def account(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = _own_account(auth, ctx)
     if auth.msg.is_post_as_get:
         return _reply(acct, ctx.urls)
@@ -134,11 +130,11 @@ def account(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
         if status != AccountStatus.DEACTIVATED.value:
             raise malformed("an account's status can only be changed to 'deactivated'")
         changes["status"] = AccountStatus.DEACTIVATED.value
-    row = srv.store.update_account(acct.id, **changes) if changes else None
-    return _reply(Account.from_row(row) if row else acct, ctx.urls)
+    updated = srv.store.update_account(acct.id, **changes) if changes else None
+    return _reply(updated or acct, ctx.urls)
 
 
-def key_change(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def key_change(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     """§7.3.5: the inner JWS, signed by the new key, names the account and its old key."""
     acct = auth.account
     assert acct is not None
@@ -160,16 +156,16 @@ def key_change(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Rep
     holder = srv.store.account_by_thumbprint(new_tp)
     if holder is not None:
         raise AcmeProblem(ProblemType.CONFLICT, "the new key is already in use by an account",
-                          headers={"Location": ctx.urls.account(holder["id"])})
+                          headers={"Location": ctx.urls.account(holder.id)})
     if not srv.store.change_account_key_if(acct.id, old_thumbprint=acct.thumbprint,
                                            jwk=new_jwk, thumbprint=new_tp):
         raise AcmeProblem(ProblemType.CONFLICT, "the account key changed concurrently")
-    row = srv.store.account(acct.id)
-    assert row is not None
-    return _reply(Account.from_row(row), ctx.urls)
+    changed = srv.store.account(acct.id)
+    assert changed is not None
+    return _reply(changed, ctx.urls)
 
 
-def add_eab_key(srv: AcmeServer, kid: str | None = None) -> tuple[str, str]:
+def add_eab_key(srv: AcmeCore, kid: str | None = None) -> tuple[str, str]:
     """Create an external account key; returns (kid, base64url HMAC key) to hand out once."""
     kid = kid or secrets.token_urlsafe(9)
     key = secrets.token_bytes(32)

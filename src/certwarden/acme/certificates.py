@@ -6,13 +6,14 @@ import datetime as dt
 import hashlib
 import ipaddress
 import secrets
-from typing import TYPE_CHECKING, Any
+import ssl
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from certwarden.acme import jws
+from certwarden.acme.context import AcmeCore, Authenticated, RequestContext
 from certwarden.acme.model import (
     IdentifierType,
     IssuedCertificate,
@@ -24,38 +25,29 @@ from certwarden.acme.model import (
 from certwarden.acme.orders import load_order, order_json
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.wire import Reply
+from certwarden.ca.csr import LeafKey, check_key, load_csr
+from certwarden.ca.model import ari_id
 from certwarden.errors import CertwardenError
-
-if TYPE_CHECKING:
-    from certwarden.acme.server import AcmeServer, Authenticated, RequestContext
 
 # RFC 5280 reasons a subscriber may give (§7.6), as Let's Encrypt allows them: not 2
 # (cACompromise), 6 (certificateHold: ACME revocation is final), 8 (removeFromCRL) or 10.
 REVOCATION_REASONS = frozenset({0, 1, 3, 4, 5, 9})
-EC_CURVES = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 
 
 def _bad_csr(why: str) -> AcmeProblem:
     return AcmeProblem(ProblemType.BAD_CSR, why)
 
 
-def check_csr(der: bytes, order: Order, account_jwk: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """The CSR's names equal the order's identifiers, its key is strong, its signature good."""
+def check_csr(der: bytes, order: Order, account_jwk: dict[str, Any]
+              ) -> tuple[LeafKey, list[str], list[str]]:
+    """The CSR's names equal the order's identifiers, its signature is good and its key
+    passes the CA's one key policy (``ca.csr.check_key``): (key, DNS names, IP addresses).
+    The CSR is parsed and its signature verified here, once; the CA gets the checked key."""
     try:
-        csr = x509.load_der_x509_csr(der)
-    except ValueError as exc:
-        raise _bad_csr(f"CSR cannot be parsed: {exc}") from None
-    if not csr.is_signature_valid:
-        raise _bad_csr("CSR signature does not verify")
-    key = csr.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < jws.MIN_RSA_BITS:
-            raise _bad_csr(f"RSA key of {key.key_size} bits is too small")
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        if not isinstance(key.curve, EC_CURVES):
-            raise _bad_csr(f"EC curve {key.curve.name} is not accepted")
-    elif not isinstance(key, ed25519.Ed25519PublicKey):
-        raise _bad_csr(f"key type {type(key).__name__} is not accepted")
+        csr = load_csr(der)
+        key = check_key(csr.public_key())
+    except CertwardenError as exc:
+        raise _bad_csr(str(exc)) from None
     spki = key.public_bytes(serialization.Encoding.DER,
                             serialization.PublicFormat.SubjectPublicKeyInfo)
     if _jwk_spki(account_jwk) == spki:
@@ -84,7 +76,7 @@ def check_csr(der: bytes, order: Order, account_jwk: dict[str, Any]) -> tuple[li
         raise _bad_csr("CSR names differ from the order's identifiers"
                        + (f"; not in the order: {', '.join(extra)}" if extra else "")
                        + (f"; missing: {', '.join(missing)}" if missing else ""))
-    return sorted(dns_names), sorted(ips)
+    return key, sorted(dns_names), sorted(ips)
 
 
 def _jwk_spki(jwk: dict[str, Any]) -> bytes | None:
@@ -99,14 +91,17 @@ def _jwk_spki(jwk: dict[str, Any]) -> bytes | None:
 
 
 def ari_cert_id(cert: x509.Certificate) -> str:
-    """RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(DER serial INTEGER body)."""
+    """RFC 9773 §4.1 identifier of a parsed certificate (the CA's ``ari_id`` formula)."""
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    serial = cert.serial_number
-    body = serial.to_bytes((serial.bit_length() + 8) // 8, "big")  # keeps a leading 0x00
-    return f"{jws.b64e(aki.key_identifier or b'')}.{jws.b64e(body)}"
+    return ari_id(aki.key_identifier or b"", cert.serial_number)
 
 
-def finalize(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def chain_pem(ders: tuple[bytes, ...]) -> str:
+    """DER certificates as one PEM text (what certificate download serves), unparsed."""
+    return "".join(ssl.DER_cert_to_PEM_cert(d) for d in ders)
+
+
+def finalize(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     order = load_order(srv, acct, ctx.resource_id)
@@ -117,41 +112,38 @@ def finalize(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply
     csr_b64 = payload.get("csr")
     if not isinstance(csr_b64, str):
         raise malformed("finalize needs a 'csr' (base64url DER)")
-    dns_names, ips = check_csr(jws.b64d(csr_b64, "csr"), order, dict(acct.jwk))
+    key, dns_names, ips = check_csr(jws.b64d(csr_b64, "csr"), order, dict(acct.jwk))
     if not srv.store.set_order_status_if(order.id, expect=("ready",), status="processing"):
         raise AcmeProblem(ProblemType.ORDER_NOT_READY, "order is already being finalized")
     try:
-        issued = srv.issuer.issue(jws.b64d(csr_b64, "csr"), profile=order.profile,
+        issued = srv.issuer.issue(key, profile=order.profile,
                                   dns_names=dns_names, ip_addresses=ips,
                                   not_before=order.not_before, not_after=order.not_after)
-        leaf = x509.load_pem_x509_certificate(issued.chain[0].encode("ascii"))
-    except (CertwardenError, ValueError, IndexError) as exc:
+    except (CertwardenError, ValueError) as exc:
         problem = AcmeProblem(ProblemType.BAD_CSR if isinstance(exc, CertwardenError)
                               else ProblemType.SERVER_INTERNAL, f"issuance refused: {exc}")
         srv.store.set_order_status_if(order.id, expect=("processing",), status="invalid",
                                       error=problem.as_dict())
         raise problem from None
     cert_id = secrets.token_urlsafe(12)
-    srv.store.finish_order(order.id, {
-        "id": cert_id, "order_id": order.id, "account_id": acct.id,
-        "serial": format(leaf.serial_number, "x"),
-        "sha256": hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest(),
-        "ari_id": ari_cert_id(leaf), "chain_pem": "".join(issued.chain),
-        "alternates": ["".join(c) for c in issued.alternates],
-        "not_before": leaf.not_valid_before_utc, "not_after": leaf.not_valid_after_utc})
+    srv.store.finish_order(order.id, IssuedCertificate(
+        id=cert_id, order_id=order.id, account_id=acct.id, serial=format(issued.serial, "x"),
+        sha256=issued.sha256, ari_id=issued.ari_id,
+        chain_pem=chain_pem((issued.leaf_der, *issued.chain_der)),
+        alternates=tuple(chain_pem((issued.leaf_der, *alt)) for alt in issued.alternates),
+        not_before=issued.not_before, not_after=issued.not_after))
     done = load_order(srv, acct, order.id)
     return Reply(body=order_json(done, ctx.urls), location=ctx.urls.order(order.id))
 
 
-def download(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def download(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     if not auth.msg.is_post_as_get:
         raise malformed("a certificate is downloaded with POST-as-GET (empty payload)")
-    row = srv.store.certificate(ctx.resource_id)
-    if row is None or row["account_id"] != acct.id:
+    cert = srv.store.certificate(ctx.resource_id)
+    if cert is None or cert.account_id != acct.id:
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such certificate for this account")
-    cert = IssuedCertificate.from_row(row)
     chains = (cert.chain_pem, *cert.alternates)
     if not 0 <= ctx.alternate < len(chains):
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such alternate chain")
@@ -162,7 +154,7 @@ def download(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply
                  links=((ctx.urls.directory(), "index"), *links))
 
 
-def revoke(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def revoke(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     payload = auth.msg.payload_json()
     raw = payload.get("certificate")
     if not isinstance(raw, str):
@@ -171,11 +163,11 @@ def revoke(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
     reason = payload.get("reason", 0)
     if not isinstance(reason, int) or isinstance(reason, bool) or reason not in REVOCATION_REASONS:
         raise AcmeProblem(ProblemType.BAD_REVOCATION_REASON, f"reason {reason!r} is not accepted")
-    row = srv.store.certificate_by(sha256=hashlib.sha256(der).hexdigest())
-    if row is None:
+    cert = srv.store.certificate_by(sha256=hashlib.sha256(der).hexdigest())
+    if cert is None:
         raise AcmeProblem(ProblemType.NOT_FOUND, "this server did not issue that certificate")
     if auth.account is not None:
-        if row["account_id"] != auth.account.id:
+        if cert.account_id != auth.account.id:
             raise AcmeProblem(ProblemType.UNAUTHORIZED,
                               "the certificate belongs to another account")
     else:
@@ -184,23 +176,22 @@ def revoke(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
         if _jwk_spki(dict(auth.jwk)) != spki:
             raise AcmeProblem(ProblemType.UNAUTHORIZED,
                               "the JWS key is neither the account's nor the certificate's")
-    if row["revoked_at"] is not None:
+    if cert.revoked_at is not None:
         raise AcmeProblem(ProblemType.ALREADY_REVOKED, "the certificate is already revoked")
     # Claim the revocation first (compare-and-set) so two racing requests revoke once.
-    if not srv.store.revoke_certificate_if(row["id"], reason=reason, at=utcnow()):
+    if not srv.store.revoke_certificate_if(cert.id, reason=reason, at=utcnow()):
         raise AcmeProblem(ProblemType.ALREADY_REVOKED, "the certificate is already revoked")
-    srv.issuer.revoke(int(row["serial"], 16), reason=reason)
+    srv.issuer.revoke(int(cert.serial, 16), reason=reason)
     return Reply(status=200, body=None)
 
 
-def renewal_info(srv: AcmeServer, cert_id: str, *, explanation: str | None = None) -> Reply:
+def renewal_info(srv: AcmeCore, cert_id: str, *, explanation: str | None = None) -> Reply:
     """RFC 9773: when to renew. The middle of the last third of life; now if revoked."""
     if "." not in cert_id:
         raise malformed("renewalInfo path is not an ARI certificate identifier")
-    row = srv.store.certificate_by(ari_id=cert_id)
-    if row is None:
+    cert = srv.store.certificate_by(ari_id=cert_id)
+    if cert is None:
         raise AcmeProblem(ProblemType.NOT_FOUND, "no certificate with that identifier")
-    cert = IssuedCertificate.from_row(row)
     now = utcnow()
     if cert.revoked_at is not None:
         start, end = now - dt.timedelta(hours=1), now

@@ -1,14 +1,14 @@
-"""ACME resources as immutable records, their closed vocabularies, and their wire form.
+"""ACME resources as immutable records and their closed vocabularies.
 
-Rows come from the store as plain mappings (the store may not import this package: the two
-are independent layers) and are turned into records here, at the edge.
+The store (``certwarden.store.acme_repo``) speaks these records: it builds them from its
+rows with ``from_row`` and writes them back, so the ACME core never sees a row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -181,3 +181,18 @@ class IssuedCertificate:
                    revoked_at=row.get("revoked_at"),
                    revocation_reason=row.get("revocation_reason"),
                    replaced_by=row.get("replaced_by"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EabKey:
+    """An external account binding key the operator handed out (§7.3.4)."""
+
+    kid: str
+    hmac_key: bytes = field(repr=False)
+    account_id: str | None  # the account it bound, once used
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EabKey:
+        return cls(kid=row["kid"], hmac_key=bytes(row["hmac_key"]),
+                   account_id=row["account_id"], created_at=row["created_at"])

@@ -8,12 +8,14 @@ validations of one order's authorizations can never leave it stuck or contradict
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import ipaddress
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from certwarden.acme.context import AcmeCore, Authenticated, RequestContext
 from certwarden.acme.model import (
     Account,
     Authorization,
@@ -30,9 +32,6 @@ from certwarden.acme.model import (
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.validation import key_authorization, offered_challenges
 from certwarden.acme.wire import Reply, Urls
-
-if TYPE_CHECKING:
-    from certwarden.acme.server import AcmeServer, Authenticated, RequestContext
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _FAILED_AUTHZ = {AuthzStatus.INVALID, AuthzStatus.DEACTIVATED, AuthzStatus.EXPIRED,
@@ -53,7 +52,7 @@ def _parse_time(raw: Any, what: str) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def check_identifier(srv: AcmeServer, raw: Any) -> tuple[Identifier, bool]:
+def check_identifier(srv: AcmeCore, raw: Any) -> tuple[Identifier, bool]:
     """One order identifier -> (normalised identifier, wildcard?) or a problem naming it.
     A wildcard keeps its ``*.`` in the identifier; its authorization is for the base name."""
     if not isinstance(raw, dict) or not isinstance(raw.get("value"), str):
@@ -107,7 +106,7 @@ def order_json(order: Order, urls: Urls) -> dict[str, Any]:
     return doc
 
 
-def new_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def new_order(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     srv.order_limits.take(acct.id)
@@ -148,48 +147,47 @@ def new_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
     order_id = secrets.token_urlsafe(12)
     if replaces is not None:
         _claim_replaced(srv, acct, replaces, order_id)
-    authzs, challenges = [], []
+    authzs = []
     expires = now + srv.settings.order_lifetime
-    for pos, ((kind, value), wildcard) in enumerate(sorted(idents.items())):
+    for (kind, value), wildcard in sorted(idents.items()):
         authz_id = secrets.token_urlsafe(12)
         ident = Identifier(type=IdentifierType(kind), value=value.removeprefix("*."))
-        authzs.append({"id": authz_id, "order_id": order_id, "account_id": acct.id,
-                       "position": pos, "identifier_type": kind, "identifier_value": ident.value,
-                       "wildcard": wildcard, "status": AuthzStatus.PENDING.value,
-                       "expires": min(expires, now + srv.settings.authz_lifetime)})
-        for cpos, ctype in enumerate(offered_challenges(ident, wildcard)):
-            challenges.append({"id": secrets.token_urlsafe(12), "authz_id": authz_id,
-                               "position": cpos, "type": ctype.value,
-                               "token": secrets.token_urlsafe(32),
-                               "status": ChallengeStatus.PENDING.value})
-    row = {"id": order_id, "account_id": acct.id, "status": OrderStatus.PENDING.value,
-           "identifiers": [{"type": k, "value": v} for (k, v) in sorted(idents)],
-           "profile": profile, "expires": expires, "created_at": now,
-           "not_before": not_before, "not_after": not_after, "replaces": replaces}
-    srv.store.add_order(row, authzs, challenges)
-    order = Order.from_row({**row, "authz_ids": [a["id"] for a in authzs]})
+        authzs.append(Authorization(
+            id=authz_id, order_id=order_id, account_id=acct.id, identifier=ident,
+            wildcard=wildcard, status=AuthzStatus.PENDING,
+            expires=min(expires, now + srv.settings.authz_lifetime),
+            challenges=tuple(Challenge(id=secrets.token_urlsafe(12), authz_id=authz_id,
+                                       type=ctype, token=secrets.token_urlsafe(32),
+                                       status=ChallengeStatus.PENDING)
+                             for ctype in offered_challenges(ident, wildcard))))
+    order = Order(id=order_id, account_id=acct.id, status=OrderStatus.PENDING,
+                  identifiers=tuple(Identifier(type=IdentifierType(k), value=v)
+                                    for (k, v) in sorted(idents)),
+                  authz_ids=tuple(a.id for a in authzs), profile=profile, expires=expires,
+                  created_at=now, not_before=not_before, not_after=not_after, replaces=replaces)
+    srv.store.add_order(order, authzs)
     return Reply(status=201, body=order_json(order, ctx.urls), location=ctx.urls.order(order_id))
 
 
-def _claim_replaced(srv: AcmeServer, acct: Account, ari_id: str, order_id: str) -> None:
+def _claim_replaced(srv: AcmeCore, acct: Account, ari_id: str, order_id: str) -> None:
     """RFC 9773 §5: ``replaces`` must name one of this account's certificates, once."""
-    row = srv.store.certificate_by(ari_id=ari_id)
-    if row is None or row["account_id"] != acct.id:
+    cert = srv.store.certificate_by(ari_id=ari_id)
+    if cert is None or cert.account_id != acct.id:
         raise malformed(f"'replaces' names no certificate of this account: {ari_id!r}")
-    if not srv.store.mark_replaced_if(row["id"], order_id=order_id):
+    if not srv.store.mark_replaced_if(cert.id, order_id=order_id):
         raise AcmeProblem(ProblemType.CONFLICT, "that certificate was already replaced",
                           extra={"type": "urn:ietf:params:acme:error:alreadyReplaced"})
 
 
-def load_order(srv: AcmeServer, acct: Account, order_id: str) -> Order:
-    row = srv.store.order(order_id)
-    if row is None or row["account_id"] != acct.id:
+def load_order(srv: AcmeCore, acct: Account, order_id: str) -> Order:
+    order = srv.store.order(order_id)
+    if order is None or order.account_id != acct.id:
         # The same answer for "absent" and "someone else's": no probing of other accounts.
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such order for this account")
-    return refresh_order(srv, Order.from_row(row))
+    return refresh_order(srv, order)
 
 
-def refresh_order(srv: AcmeServer, order: Order) -> Order:
+def refresh_order(srv: AcmeCore, order: Order) -> Order:
     """Bring a pending/ready order's status up to date with its authorizations and expiry."""
     if order.status not in (OrderStatus.PENDING, OrderStatus.READY):
         return order
@@ -200,8 +198,7 @@ def refresh_order(srv: AcmeServer, order: Order) -> Order:
         new, error = OrderStatus.INVALID, AcmeProblem(
             ProblemType.UNAUTHORIZED, "order expired before it was finalized").as_dict()
     elif order.status == OrderStatus.PENDING:
-        authzs = [refresh_authz(srv, Authorization.from_row(a))
-                  for a in srv.store.authzs_of_order(order.id)]
+        authzs = [refresh_authz(srv, a) for a in srv.store.authzs_of_order(order.id)]
         failed = [a for a in authzs if a.status in _FAILED_AUTHZ]
         if failed:
             errs = [c.error for a in failed for c in a.challenges if c.error]
@@ -215,22 +212,22 @@ def refresh_order(srv: AcmeServer, order: Order) -> Order:
         return order
     srv.store.set_order_status_if(order.id, expect=(order.status.value,), status=new.value,
                                   error=error)
-    row = srv.store.order(order.id)
-    assert row is not None
-    return Order.from_row(row)
+    changed = srv.store.order(order.id)
+    assert changed is not None
+    return changed
 
 
-def refresh_authz(srv: AcmeServer, authz: Authorization) -> Authorization:
+def refresh_authz(srv: AcmeCore, authz: Authorization) -> Authorization:
     if authz.status in (AuthzStatus.PENDING, AuthzStatus.VALID) and authz.expires <= utcnow():
         srv.store.set_authz_status_if(authz.id, expect=(authz.status.value,),
                                       status=AuthzStatus.EXPIRED.value)
-        row = srv.store.authz(authz.id)
-        assert row is not None
-        return Authorization.from_row(row)
+        changed = srv.store.authz(authz.id)
+        assert changed is not None
+        return changed
     return authz
 
 
-def get_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def get_order(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     assert auth.account is not None
     if not auth.msg.is_post_as_get:
         raise malformed("an order is read with POST-as-GET (empty payload)")
@@ -240,7 +237,7 @@ def get_order(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
     return Reply(body=order_json(order, ctx.urls), headers=headers)
 
 
-def list_orders(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def list_orders(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     if acct.id != ctx.resource_id:
@@ -273,14 +270,14 @@ def authz_json(authz: Authorization, urls: Urls) -> dict[str, Any]:
     return doc
 
 
-def _load_authz(srv: AcmeServer, acct: Account, authz_id: str) -> Authorization:
-    row = srv.store.authz(authz_id)
-    if row is None or row["account_id"] != acct.id:
+def _load_authz(srv: AcmeCore, acct: Account, authz_id: str) -> Authorization:
+    authz = srv.store.authz(authz_id)
+    if authz is None or authz.account_id != acct.id:
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such authorization for this account")
-    return refresh_authz(srv, Authorization.from_row(row))
+    return refresh_authz(srv, authz)
 
 
-def authorization(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def authorization(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     acct = auth.account
     assert acct is not None
     authz = _load_authz(srv, acct, ctx.resource_id)
@@ -296,15 +293,15 @@ def authorization(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> 
                  links=((ctx.urls.directory(), "index"),))
 
 
-def challenge(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Reply:
+def challenge(srv: AcmeCore, auth: Authenticated, ctx: RequestContext) -> Reply:
     """POST {} starts validation (asynchronously); POST-as-GET reads the challenge."""
     acct = auth.account
     assert acct is not None
-    row = srv.store.challenge(ctx.resource_id)
-    authz = _load_authz(srv, acct, row["authz_id"]) if row else None
-    if row is None or authz is None:
+    found = srv.store.challenge(ctx.resource_id)
+    authz = _load_authz(srv, acct, found.authz_id) if found else None
+    if found is None or authz is None:
         raise AcmeProblem(ProblemType.NOT_FOUND, "no such challenge for this account")
-    ch = Challenge.from_row(row)
+    ch = found
     links = ((ctx.urls.authz(authz.id), "up"),)
     if auth.msg.is_post_as_get:
         return Reply(body=challenge_json(ch, ctx.urls), links=links)
@@ -319,12 +316,13 @@ def challenge(srv: AcmeServer, auth: Authenticated, ctx: RequestContext) -> Repl
         fut = srv.submit(lambda: run_validation(srv, authz, ch, key_auth))
         with contextlib.suppress(TimeoutError):
             fut.result(timeout=srv.settings.validation_reply_wait)
-        ch = Challenge.from_row(srv.store.challenge(ch.id) or {**row, "status": "processing"})
+        ch = srv.store.challenge(ch.id) or dataclasses.replace(
+            ch, status=ChallengeStatus.PROCESSING)
     headers = {"Retry-After": "1"} if ch.status == ChallengeStatus.PROCESSING else None
     return Reply(body=challenge_json(ch, ctx.urls), links=links, headers=headers)
 
 
-def run_validation(srv: AcmeServer, authz: Authorization, ch: Challenge, key_auth: str) -> None:
+def run_validation(srv: AcmeCore, authz: Authorization, ch: Challenge, key_auth: str) -> None:
     """On the validation pool: check the challenge, then record the outcome (CAS)."""
     failure: AcmeProblem | None = None
     try:

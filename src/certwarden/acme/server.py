@@ -2,102 +2,28 @@
 
 The web layer hands each POST here as (endpoint, body bytes, request context) and gets back
 a ``Reply`` or an ``AcmeProblem``; it never looks inside a JWS. Handlers live one resource
-per module (``accounts``, ``orders``, ``certificates``) and are listed in ``HANDLERS``.
+per module (``accounts``, ``orders``, ``certificates``), see only ``context.AcmeCore``, and
+are listed in ``dispatch.HANDLERS``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from certwarden.acme import jws
+from certwarden.acme.context import AcmeSettings, Authenticated, Endpoint, KeyRule, RequestContext
+from certwarden.acme.dispatch import HANDLERS
 from certwarden.acme.issuer import CertificateIssuer
-from certwarden.acme.limits import RateLimit, RateLimiter
+from certwarden.acme.limits import RateLimiter
 from certwarden.acme.model import Account, AccountStatus
 from certwarden.acme.nonces import NoncePool, SharedNoncePool
 from certwarden.acme.problems import AcmeProblem, ProblemType, malformed
 from certwarden.acme.storage import AcmeStore
-from certwarden.acme.validation import Validator, ValidatorSettings
+from certwarden.acme.validation import Validator
 from certwarden.acme.wire import Reply, Urls
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AcmeSettings:
-    terms_of_service: str | None = None
-    website: str | None = None
-    caa_identities: tuple[str, ...] = ()
-    eab_required: bool = False
-    default_profile: str = "tls-server"
-    allowed_domains: tuple[str, ...] = ()  # suffixes; empty = any name (CA policy still applies)
-    max_identifiers: int = 100
-    order_lifetime: dt.timedelta = dt.timedelta(hours=8)
-    authz_lifetime: dt.timedelta = dt.timedelta(hours=8)
-    nonce_ttl_seconds: float = 300.0
-    # "memory": one process (fastest); "database": several processes or replicas share
-    # nonces through the store (one row written per consumed nonce).
-    nonces: str = "memory"
-    orders_page_size: int = 100
-    validation_workers: int = 8
-    # The challenge POST waits this long for a quick validation so the reply can already say
-    # "valid" and the client skips most polling; slower validations carry on in background.
-    validation_reply_wait: float = 1.0
-    # Generous defaults (a busy internal client, a load test) that still stop a runaway loop.
-    ip_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=500.0,
-                                                                         burst=1000))
-    account_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=300.0,
-                                                                              burst=600))
-    new_order_limit: RateLimit | None = field(default_factory=lambda: RateLimit(per_second=100.0,
-                                                                                burst=200))
-    new_account_ip_limit: RateLimit | None = field(
-        default_factory=lambda: RateLimit(per_second=5.0, burst=50))
-    validator: ValidatorSettings = field(default_factory=ValidatorSettings)
-
-
-class Endpoint(StrEnum):
-    NEW_ACCOUNT = "new-account"
-    ACCOUNT = "account"
-    ORDERS = "orders"
-    KEY_CHANGE = "key-change"
-    NEW_ORDER = "new-order"
-    ORDER = "order"
-    FINALIZE = "finalize"
-    AUTHZ = "authz"
-    CHALLENGE = "challenge"
-    CERTIFICATE = "certificate"
-    REVOKE_CERT = "revoke-cert"
-
-
-class KeyRule(StrEnum):
-    """§6.2: which of ``jwk`` / ``kid`` a resource accepts."""
-
-    JWK = "jwk"  # newAccount
-    KID = "kid"  # everything bound to an existing account
-    EITHER = "either"  # revokeCert: account key or the certificate's own key
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestContext:
-    url: str  # the URL the client POSTed to, as it must appear in the JWS "url" header
-    urls: Urls
-    client_ip: str
-    resource_id: str = ""
-    alternate: int = 0
-    page: int = 0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Authenticated:
-    msg: jws.JwsMessage
-    jwk: Mapping[str, Any]
-    account: Account | None
-
-
-Handler = Callable[["AcmeServer", Authenticated, RequestContext], Reply]
 
 
 class AcmeServer:
@@ -197,11 +123,10 @@ class AcmeServer:
         account: Account | None = None
         if msg.kid is not None:
             account_id = ctx.urls.account_id_from_kid(msg.kid)
-            row = self.store.account(account_id) if account_id else None
-            if row is None:
+            account = self.store.account(account_id) if account_id else None
+            if account is None:
                 raise AcmeProblem(ProblemType.ACCOUNT_DOES_NOT_EXIST,
                                   f"no account at {msg.kid!r}")
-            account = Account.from_row(row)
             if account.status != AccountStatus.VALID:
                 raise AcmeProblem(ProblemType.UNAUTHORIZED, f"account is {account.status.value}")
             key = account.jwk
@@ -210,21 +135,3 @@ class AcmeServer:
             key = msg.jwk
         jws.verify(msg, key)
         return Authenticated(msg=msg, jwk=jws.canonical_jwk(key), account=account)
-
-
-# The explicit registry of authenticated resources (imported last: handlers use the types above).
-from certwarden.acme import accounts, certificates, orders  # noqa: E402
-
-HANDLERS: dict[Endpoint, tuple[Handler, KeyRule]] = {
-    Endpoint.NEW_ACCOUNT: (accounts.new_account, KeyRule.JWK),
-    Endpoint.ACCOUNT: (accounts.account, KeyRule.KID),
-    Endpoint.ORDERS: (orders.list_orders, KeyRule.KID),
-    Endpoint.KEY_CHANGE: (accounts.key_change, KeyRule.KID),
-    Endpoint.NEW_ORDER: (orders.new_order, KeyRule.KID),
-    Endpoint.ORDER: (orders.get_order, KeyRule.KID),
-    Endpoint.FINALIZE: (certificates.finalize, KeyRule.KID),
-    Endpoint.AUTHZ: (orders.authorization, KeyRule.KID),
-    Endpoint.CHALLENGE: (orders.challenge, KeyRule.KID),
-    Endpoint.CERTIFICATE: (certificates.download, KeyRule.KID),
-    Endpoint.REVOKE_CERT: (certificates.revoke, KeyRule.EITHER),
-}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,8 +20,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from certwarden.ca import profiles as profiles_mod
+from certwarden.ca.clock import Clock, utcnow
+from certwarden.ca.crl import CRL_VALIDITY, build_crl
 from certwarden.ca.csr import LeafKey, check_key, load_csr, requested_names
 from certwarden.ca.errors import CaError, DuplicateSerial, NotFound, RequestRefused
+from certwarden.ca.keyref import open_signer
 from certwarden.ca.ledger import Ledger
 from certwarden.ca.model import (
     AuditAction,
@@ -34,29 +36,16 @@ from certwarden.ca.model import (
     IssuerRole,
     Revocation,
     RevocationReason,
+    ari_id,
     parse_serial,
     serial_hex,
 )
 from certwarden.ca.names import Name, NameKind, parse_name
-from certwarden.ca.policy import CaConfig
-from certwarden.ca.signer import Signer, sign_certificate, sign_crl
+from certwarden.ca.policy import CaConfig, config_key
+from certwarden.ca.signer import Signer, sign_certificate
+from certwarden.x509.keys import BACKDATE, random_serial
 
-Clock = Callable[[], dt.datetime]
-BACKDATE = dt.timedelta(minutes=1)  # tolerate small clock skew between CA and relying parties
-CRL_VALIDITY = dt.timedelta(days=7)
 CsrInput = bytes | x509.CertificateSigningRequest
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def random_serial() -> int:
-    """128 random bits (CA/B BR ask for >= 64); never zero."""
-    while True:
-        value = int.from_bytes(secrets.token_bytes(16), "big")
-        if value:
-            return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,10 +58,6 @@ class IssueRequest:
     names: tuple[str, ...] | None = None   # None: the CSR's names
     requested_by: str = "unknown"
     lifetime: dt.timedelta | None = None
-
-
-def config_key(issuer: str) -> str:
-    return f"ca.config.{issuer}"
 
 
 class Authority:
@@ -104,8 +89,6 @@ class Authority:
              passphrase: Callable[[], bytes] | None = None, pin: str | None = None,
              clock: Clock = utcnow) -> Authority:
         """The authority of ``issuer`` (default: the newest intermediate) with its signer."""
-        from certwarden.ca.hierarchy import open_signer
-
         found = pick_issuer(ledger, issuer)
         signer = open_signer(found.key_ref, passphrase=passphrase, pin=pin)
         chain = [found.certificate_der]
@@ -164,13 +147,15 @@ class Authority:
                 self.ledger.record_issued([p[3] for p in pending], events=[*events, *refusals])
                 break
             except DuplicateSerial:
-                # Astronomically unlikely with 128 random bits; re-sign with fresh serials.
+                # Astronomically unlikely with 127 random bits; re-sign with fresh serials.
                 if attempt == 2:
                     raise
                 pending = [(i, req, *self._sign_one(req, now)) for i, req, _, _ in pending]
         for i, _, _, rec in pending:
             results[i] = IssuedChain(record=rec, leaf_der=rec.certificate_der,
-                                     chain_der=self.chain_der)
+                                     chain_der=self.chain_der,
+                                     ari_id=ari_id(self._aki.key_identifier or b"",
+                                                   parse_serial(rec.serial)))
         return results
 
     def _sign_one(self, req: IssueRequest, now: dt.datetime) -> tuple[x509.Certificate, Issued]:
@@ -294,36 +279,3 @@ def pick_issuer(ledger: Ledger, name: str | None) -> Issuer:
     if not inter:
         raise NotFound("no CA here yet; run 'certwarden ca init --name ...' first")
     return inter[-1]
-
-
-def build_crl(ledger: Ledger, issuer: Issuer, signer: Signer, *, requested_by: str,
-              validity: dt.timedelta, now: dt.datetime) -> CrlRecord:
-    cert = issuer.certificate
-    ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    for _attempt in range(3):
-        number = ledger.last_crl_number(issuer.name) + 1
-        builder = (x509.CertificateRevocationListBuilder()
-                   .issuer_name(cert.subject).last_update(now - BACKDATE)
-                   .next_update(now + validity)
-                   .add_extension(x509.CRLNumber(number), False)
-                   .add_extension(
-                       x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-                       False))
-        for rev in ledger.revocations(issuer.name):
-            entry = (x509.RevokedCertificateBuilder().serial_number(int(rev.serial, 16))
-                     .revocation_date(rev.revoked_at))
-            if rev.reason is not RevocationReason.UNSPECIFIED:
-                # RFC 5280 5.3.1: reasonCode unspecified SHOULD be absent.
-                entry = entry.add_extension(x509.CRLReason(rev.reason.flag), False)
-            builder = builder.add_revoked_certificate(entry.build())
-        crl = sign_crl(builder, signer)
-        rec = CrlRecord(issuer=issuer.name, number=number, this_update=now - BACKDATE,
-                        next_update=now + validity, der=crl.public_bytes(Encoding.DER))
-        try:
-            ledger.record_crl(rec, event=AuditEvent(at=now, actor=requested_by,
-                                                    action=AuditAction.CRL, issuer=issuer.name,
-                                                    detail=f"number {number}"))
-            return rec
-        except DuplicateSerial:
-            continue  # another process published the same number first; take the next one
-    raise CaError(f"could not publish a CRL for {issuer.name}: CRL numbers kept colliding")

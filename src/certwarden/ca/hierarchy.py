@@ -1,24 +1,31 @@
-"""Creating a CA (root + issuing intermediate) and opening the signer behind a key_ref."""
+"""Creating a CA: root + issuing intermediate, their keys written, the root's first CRL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from certwarden.ca.authority import BACKDATE, build_crl, config_key, random_serial, utcnow
-from certwarden.ca.errors import SignerError
-from certwarden.ca.keys import KeyAlgorithm, generate_private_key, load_key_file, write_key_file
+from certwarden.ca.clock import Clock, utcnow
+from certwarden.ca.crl import build_crl
+from certwarden.ca.keys import write_key_file
 from certwarden.ca.ledger import Ledger
 from certwarden.ca.model import AuditAction, AuditEvent, Issuer, IssuerRole
-from certwarden.ca.policy import CaConfig
+from certwarden.ca.policy import CaConfig, config_key
 from certwarden.ca.signer import FileSigner, Signer, sign_certificate
 from certwarden.errors import UsageError
+from certwarden.x509.keys import (
+    BACKDATE,
+    CA_KEY_ALGORITHMS,
+    KeyAlgorithm,
+    generate_private_key,
+    random_serial,
+)
 
 ROOT_LIFETIME = dt.timedelta(days=3650)
 INTERMEDIATE_LIFETIME = dt.timedelta(days=1095)
@@ -30,24 +37,6 @@ def slug(name: str) -> str:
     if not s:
         raise UsageError(f"CA name {name!r} has no letters or digits")
     return s[:64]
-
-
-def open_signer(key_ref: str, *, passphrase: Callable[[], bytes] | None = None,
-                pin: str | None = None) -> Signer:
-    if key_ref.startswith("file:"):
-        if not Path(key_ref[len("file:"):]).exists():  # offline: do not ask for a passphrase
-            raise SignerError(f"{key_ref[len('file:'):]}: CA key file is missing "
-                              "(an offline root key?)")
-        if passphrase is None:
-            raise SignerError("the CA key file needs a passphrase "
-                              "(CERTWARDEN_CA_PASSPHRASE, --passphrase-file or a prompt)")
-        path = Path(key_ref[len("file:"):])
-        return FileSigner(load_key_file(path, passphrase()), ref=key_ref)
-    if key_ref.startswith("pkcs11:"):
-        from certwarden.ca.hsm import Pkcs11Signer, Pkcs11Uri
-
-        return Pkcs11Signer(Pkcs11Uri.parse(key_ref, pin=pin))
-    raise SignerError(f"unknown key reference {key_ref!r}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,9 +69,9 @@ def _ca_builder(subject: x509.Name, issuer: x509.Name, public: object, *, path_l
 def init_ca(ledger: Ledger, *, name: str, key_dir: Path, passphrase: bytes,
             algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
             root_algorithm: KeyAlgorithm | None = None, pkcs11_uri: str | None = None,
-            pin: str | None = None, config: CaConfig | None = None,
-            permitted_dns: Sequence[str] = (), actor: str = "cli",
-            clock: Callable[[], dt.datetime] = utcnow) -> InitResult:
+            pin: str | None = None, pkcs11_module: str | None = None,
+            config: CaConfig | None = None, permitted_dns: Sequence[str] = (), actor: str = "cli",
+            clock: Clock = utcnow) -> InitResult:
     """Create root and issuing intermediate, record both, publish the root's first CRL.
 
     The root key is written to ``key_dir`` and needed again only to sign another
@@ -90,6 +79,10 @@ def init_ca(ledger: Ledger, *, name: str, key_dir: Path, passphrase: bytes,
     """
     from certwarden.ca.hsm import Pkcs11Uri, generate_in_token
 
+    for alg in (algorithm, root_algorithm or algorithm):
+        if alg not in CA_KEY_ALGORITHMS:
+            raise UsageError(f"{alg} is not a CA key algorithm; one of: "
+                             f"{', '.join(a.value for a in CA_KEY_ALGORITHMS)}")
     cfg = config or CaConfig()
     base = slug(name)
     root_name, int_name = f"{base}-root", base
@@ -108,7 +101,8 @@ def init_ca(ledger: Ledger, *, name: str, key_dir: Path, passphrase: bytes,
                              x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)])
     root_signer = FileSigner(root_key, ref=f"file:{root_path.resolve()}")
     if pkcs11_uri:
-        int_signer: Signer = generate_in_token(Pkcs11Uri.parse(pkcs11_uri, pin=pin), algorithm)
+        int_signer: Signer = generate_in_token(
+            Pkcs11Uri.parse(pkcs11_uri, pin=pin, module=pkcs11_module), algorithm)
     else:
         int_key = generate_private_key(algorithm)
         int_signer = FileSigner(int_key, ref=f"file:{int_path.resolve()}")

@@ -1,9 +1,10 @@
 """PKCS#11 signer (python-pkcs11): the key is generated in the token and never leaves it.
 
 URI (RFC 7512): ``pkcs11:token=LABEL;object=LABEL?module-path=/path/lib.so&pin-value=1234``.
-``pin-value`` / ``pin-source=file:/path`` or env ``CERTWARDEN_PKCS11_PIN`` give the PIN; the
-PIN is never stored (``key_ref`` drops it). The module defaults to env
-``CERTWARDEN_PKCS11_MODULE``, else Debian's SoftHSM2.
+``pin-value`` / ``pin-source=file:/path`` or the caller's ``pin`` (the CLI's ``--pin`` /
+``CERTWARDEN_PKCS11_PIN``) give the PIN; the PIN is never stored (``key_ref`` drops it). The
+module is ``module-path``, else the caller's ``module`` (``CERTWARDEN_PKCS11_MODULE``, read at
+the edge), else Debian's SoftHSM2.
 
 SoftHSM has no combined ECDSA-SHA256 mechanism: the host hashes, the token signs the digest
 with CKM_ECDSA and returns raw r||s, which is re-encoded as the DER ``Ecdsa-Sig-Value``.
@@ -24,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from certwarden.ca.errors import SignerError
-from certwarden.ca.keys import KeyAlgorithm, PrivateKey
 from certwarden.ca.signer import PublicKey
 from certwarden.errors import UsageError
+from certwarden.x509.keys import KeyAlgorithm, PrivateKey
 
 DEFAULT_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 _CURVES = {KeyAlgorithm.EC_P256: "secp256r1", KeyAlgorithm.EC_P384: "secp384r1"}
@@ -40,7 +41,7 @@ class Pkcs11Uri:
     pin: str | None
 
     @classmethod
-    def parse(cls, uri: str, *, pin: str | None = None) -> Pkcs11Uri:
+    def parse(cls, uri: str, *, pin: str | None = None, module: str | None = None) -> Pkcs11Uri:
         if not uri.startswith("pkcs11:"):
             raise UsageError(f"not a pkcs11: URI: {uri.partition('?')[0]!r}")  # no pin-value
         path, _, query = uri[len("pkcs11:"):].partition("?")
@@ -56,10 +57,8 @@ class Pkcs11Uri:
                 found_pin = Path(src).read_text().strip()
             except OSError as exc:
                 raise UsageError(f"pin-source {src}: {exc.strerror}") from None
-        found_pin = found_pin or os.environ.get("CERTWARDEN_PKCS11_PIN")
-        module = (q.get("module-path") or os.environ.get("CERTWARDEN_PKCS11_MODULE")
-                  or DEFAULT_MODULE)
-        return cls(token=attrs["token"], object=attrs["object"], module=module, pin=found_pin)
+        return cls(token=attrs["token"], object=attrs["object"],
+                   module=q.get("module-path") or module or DEFAULT_MODULE, pin=found_pin)
 
     @property
     def key_ref(self) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -42,6 +43,14 @@ class RevocationReason(StrEnum):
     def code(self) -> int:
         return _CODES[self]
 
+    @classmethod
+    def from_code(cls, code: int) -> RevocationReason:
+        """The reason of an RFC 5280 CRLReason number (ACME's ``reason``); ValueError if none."""
+        for reason, number in _CODES.items():
+            if number == code:
+                return reason
+        raise ValueError(f"no revocation reason has code {code}")
+
 
 _FLAGS = {r: x509.ReasonFlags(r.value) for r in RevocationReason}
 _CODES = {RevocationReason.UNSPECIFIED: 0, RevocationReason.KEY_COMPROMISE: 1,
@@ -72,6 +81,17 @@ class AuditAction(StrEnum):
 def serial_hex(serial: int) -> str:
     """The canonical stored form of a serial: lowercase hex, at least 32 digits."""
     return f"{serial:032x}"
+
+
+def ari_id(authority_key_id: bytes, serial: int) -> str:
+    """RFC 9773 §4.1 certificate identifier: base64url(AKI keyIdentifier) "." base64url(the
+    DER INTEGER body of the serial, a leading 0x00 kept), both unpadded."""
+    body = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+    return f"{b64(authority_key_id)}.{b64(body)}"
 
 
 def parse_serial(text: str) -> int:
@@ -153,11 +173,16 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IssuedChain:
-    """What ``Authority.issue`` returns: the leaf, then the chain up to (not incl.) the root."""
+    """What ``Authority.issue`` returns: the leaf, then the chain up to (not incl.) the root.
+
+    ``record`` holds the serial and SHA-256; ``ari_id`` is the RFC 9773 identifier, so no
+    caller (ACME) has to parse the leaf again to learn them.
+    """
 
     record: Issued
     leaf_der: bytes
     chain_der: tuple[bytes, ...] = field(default=())
+    ari_id: str = ""
 
     @property
     def serial(self) -> str:

@@ -20,10 +20,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from certwarden.ca.authority import BACKDATE, utcnow
+from certwarden.ca.clock import utcnow
 from certwarden.ca.ledger import Ledger
 from certwarden.ca.model import CertStatus, Issuer, serial_hex
 from certwarden.ca.signer import Signer, sign_ocsp
+from certwarden.x509.keys import BACKDATE
 
 RESPONSE_VALIDITY = dt.timedelta(hours=24)
 # An "unknown" may turn "good" with the next issuance, which does not bump the revision:
@@ -191,7 +192,7 @@ class Responder:
 
 def _spki_key_bits(spki_der: bytes) -> bytes:
     """The subjectPublicKey BIT STRING contents (without the unused-bits octet)."""
-    from certwarden.ca import der
+    from certwarden.x509 import der
 
     _alg, bits = der.children(spki_der)
     return der.content(bits)[1:]

@@ -130,3 +130,8 @@ class CaConfig:
         return cls(base_url=base, policy=NamePolicy.from_mapping(data.get("policy") or {}),
                    profiles={k: Profile.from_mapping(k, v) for k, v in raw.items()},
                    raw_profiles=raw)
+
+
+def config_key(issuer: str) -> str:
+    """The ledger setting that holds ``issuer``'s ``CaConfig``."""
+    return f"ca.config.{issuer}"

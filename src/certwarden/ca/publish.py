@@ -11,9 +11,10 @@ import datetime as dt
 import threading
 from collections.abc import Callable
 
-from certwarden.ca.authority import CRL_VALIDITY, build_crl, utcnow
+from certwarden.ca.clock import utcnow
+from certwarden.ca.crl import CRL_VALIDITY, build_crl
 from certwarden.ca.errors import CaError, NotFound
-from certwarden.ca.hierarchy import open_signer
+from certwarden.ca.keyref import open_signer
 from certwarden.ca.ledger import Ledger
 from certwarden.ca.model import CrlRecord, Issuer, IssuerRole
 from certwarden.ca.ocsp import Responder

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 
-from certwarden.ca import der
-from certwarden.ca.keys import PrivateKey, hash_for
+from certwarden.x509 import der
+from certwarden.x509.keys import PrivateKey, hash_for
 
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
@@ -185,8 +185,8 @@ def sign_ocsp(builder: ocsp.OCSPResponseBuilder, signer: Signer,
     tbs = der.children(basic[0])
     if tbs[0][0] != 0xA2:
         raise ValueError("unexpected ResponseData layout")
-    tbs[0] = der.tlv(0xA2, der.octets(key_hash(signer.public_key)))
+    tbs[0] = der.encode(0xA2, der.octets(key_hash(signer.public_key)))
     basic[0] = der.seq(*tbs)
     signed = resign(der.seq(*basic), signer)
     new_rb = der.seq(rtype, der.octets(signed))
-    return der.seq(status, der.tlv(0xA0, new_rb))
+    return der.seq(status, der.encode(0xA0, new_rb))

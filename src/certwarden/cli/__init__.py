@@ -14,6 +14,7 @@ error is one line on stderr and exit code 2; findings at or above ``--fail-on`` 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,8 +44,14 @@ from certwarden.cli.common import db_option, run
 @click.pass_context
 def cli(ctx: click.Context, db_url: str | None) -> None:
     """Find, assess and replace self-signed and unmanaged TLS certificates."""
+    from certwarden.settings import Settings
+
     ctx.ensure_object(dict)
-    ctx.obj["db_url"] = db_url
+    # The one settings object, built here from the options and the environment; verbs read
+    # it (and the database URL it resolved) from ctx.obj and pass values down.
+    settings = Settings.from_env(os.environ, database=db_url)
+    ctx.obj["settings"] = settings
+    ctx.obj["db_url"] = settings.database_url
 
 
 # An explicit registry: each verb's module lists its commands in ``COMMANDS``; no import magic.

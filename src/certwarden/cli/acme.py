@@ -27,7 +27,7 @@ def eab_add(ctx: click.Context, kid: str | None, as_json: bool) -> None:
 
     if kid is not None and (not kid or len(kid) > 200 or not kid.isprintable() or " " in kid):
         fail(f"--kid must be 1-200 printable characters without spaces, got {kid!r}")
-    repo = AcmeRepo.open(ctx.obj.get("db_url") if ctx.obj else None)
+    repo = AcmeRepo.open(ctx.obj["db_url"])
     try:
         kid = kid or secrets.token_urlsafe(9)
         if repo.eab_key(kid) is not None:

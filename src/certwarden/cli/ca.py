@@ -15,21 +15,23 @@ import click
 
 from certwarden.cli.common import FiniteFloatRange, fail, write_text
 from certwarden.errors import ParseError, UsageError
+from certwarden.settings import CA_PASSPHRASE, Settings
 
 if TYPE_CHECKING:
     from certwarden.store.ca_ledger import SqlLedger
 
-PASSPHRASE_ENV = "CERTWARDEN_CA_PASSPHRASE"  # noqa: S105 - the name of a variable
+PASSPHRASE_ENV = CA_PASSPHRASE
 # The RFC 5280 CRLReason names, ``ca.model.RevocationReason``'s values, for ``revoke --help``
 # without importing the CA (tests/unit/test_cli_registry.py holds them equal).
 REVOCATION_REASONS = ("unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
                       "superseded", "cessationOfOperation", "privilegeWithdrawn", "aACompromise")
 
 
-def default_key_dir() -> Path:
-    from certwarden.store.db import data_dir
-
-    return Path(os.environ.get("CERTWARDEN_CA_DIR") or data_dir() / "ca")
+def settings_of(ctx: click.Context) -> Settings:
+    """The process's settings, built by the root command (or from the environment when a
+    command runs without it)."""
+    found = (ctx.find_root().obj or {}).get("settings")
+    return found if isinstance(found, Settings) else Settings.from_env(os.environ)
 
 
 def passphrase_source(passphrase_file: str | None, *, confirm: bool = False,
@@ -74,7 +76,7 @@ pin_option = click.option("--pin", envvar="CERTWARDEN_PKCS11_PIN", default=None,
 def _ledger(ctx: click.Context) -> SqlLedger:
     from certwarden.store.ca_ledger import SqlLedger
 
-    return SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
+    return SqlLedger.open(settings_of(ctx).database_url)
 
 
 def _actor() -> str:
@@ -119,8 +121,8 @@ def init_cmd(ctx: click.Context, name: str, key_algorithm: str, root_key_algorit
              config_file: str | None, passphrase_file: str | None, pin: str | None) -> None:
     """Create a root and an issuing intermediate beside the inventory."""
     from certwarden.ca.hierarchy import init_ca
-    from certwarden.ca.keys import KeyAlgorithm
     from certwarden.ca.policy import CaConfig
+    from certwarden.x509.keys import CA_KEY_ALGORITHMS, KeyAlgorithm
 
     raw: dict[str, Any] = _load_yaml(config_file) if config_file else {}
     raw.setdefault("base_url", base_url)
@@ -137,13 +139,17 @@ def init_cmd(ctx: click.Context, name: str, key_algorithm: str, root_key_algorit
                                       *spiffe_trust_domain]
     raw["policy"] = policy
     config = CaConfig.from_mapping(raw)
-    algorithm = KeyAlgorithm.parse(key_algorithm)
-    root_alg = KeyAlgorithm.parse(root_key_algorithm) if root_key_algorithm else None
+    algorithm = KeyAlgorithm.parse(key_algorithm, among=CA_KEY_ALGORITHMS)
+    root_alg = (KeyAlgorithm.parse(root_key_algorithm, among=CA_KEY_ALGORITHMS)
+                if root_key_algorithm else None)
     ledger = _ledger(ctx)
     passphrase = passphrase_source(passphrase_file, confirm=True)()
-    result = init_ca(ledger, name=name, key_dir=Path(key_dir) if key_dir else default_key_dir(),
+    result = init_ca(ledger, name=name, key_dir=Path(key_dir) if key_dir else
+                     settings_of(ctx).ca_dir,
                      passphrase=passphrase, algorithm=algorithm, root_algorithm=root_alg,
-                     pkcs11_uri=pkcs11_uri, pin=pin, config=config, permitted_dns=permit_dns,
+                     pkcs11_uri=pkcs11_uri, pin=pin,
+                     pkcs11_module=settings_of(ctx).pkcs11_module, config=config,
+                     permitted_dns=permit_dns,
                      actor=_actor())
     click.echo(f"root:         {result.root.name}  ({result.root.key_ref})")
     click.echo(f"intermediate: {result.intermediate.name}  ({result.intermediate.key_ref})")
@@ -225,25 +231,21 @@ def issue_cmd(ctx: click.Context, csr: str | None, names: tuple[str, ...], profi
         key_target = key_out or (f"{out.removesuffix('.pem')}.key" if out != "-" else None)
         if key_target is None:
             fail("--key-out is required when the certificate goes to stdout")
-    key_pem = None
+    new_key_pem = None
     if csr:
         data = _read_input(csr)
         chain = authority.issue(data, profile=profile, names=list(names) or None,
                                 requested_by=_actor(), lifetime=lifetime)
     else:
-        from cryptography.hazmat.primitives import serialization
-
-        from certwarden.ca.keys import KeyAlgorithm, generate_private_key
+        from certwarden.x509.keys import KeyAlgorithm, generate_private_key, key_pem
 
         key = generate_private_key(KeyAlgorithm.EC_P256)
         chain = authority.issue(public_key=key.public_key(),
                                 profile=profile, names=list(names), requested_by=_actor(),
                                 lifetime=lifetime)
-        key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
-    if key_pem is not None and key_target is not None:
-        write_text(key_target, key_pem, mode=0o600)  # the key first: it exists nowhere else
+        new_key_pem = key_pem(key).decode()
+    if new_key_pem is not None and key_target is not None:
+        write_text(key_target, new_key_pem, mode=0o600)  # the key first: it exists nowhere else
     _write(out, chain.pem())
     click.echo(f"issued serial {chain.serial} ({chain.record.profile}, "
                f"until {chain.record.not_after:%Y-%m-%d %H:%M}Z)", err=True)

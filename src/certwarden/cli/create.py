@@ -20,9 +20,9 @@ DEV_CA_VALIDITY_DAYS = 10 * 365  # x509.create.DEV_CA_VALIDITY_DAYS
 
 
 def _key_algorithms() -> list[str]:
-    from certwarden.x509 import create as mk
+    from certwarden.x509.keys import KeyAlgorithm
 
-    return [a.value for a in mk.KeyAlgorithm]
+    return [a.value for a in KeyAlgorithm]
 
 
 _algorithms = VocabularyChoice(_key_algorithms)
@@ -36,7 +36,7 @@ def _stem(out: str | None, names: tuple[str, ...]) -> Path:
     return Path(base)
 
 
-def _write_pair(issued: mk.Issued, stem: Path, passphrase: str | None,
+def _write_pair(issued: mk.CertifiedKey, stem: Path, passphrase: str | None,
                 chain: tuple[str, ...] = ()) -> None:
     from certwarden.x509 import create as mk
 
@@ -62,8 +62,9 @@ def self_signed(names: tuple[str, ...], days: int, algorithm: str, out: str | No
                 passphrase: str | None) -> None:
     """A self-signed certificate for NAMES (DNS names or IPs)."""
     from certwarden.x509 import create as mk
+    from certwarden.x509 import keys
 
-    issued = mk.self_signed(names, days=days, algorithm=mk.KeyAlgorithm(algorithm))
+    issued = mk.self_signed(names, days=days, algorithm=keys.KeyAlgorithm(algorithm))
     _write_pair(issued, _stem(out, names), passphrase)
 
 
@@ -77,10 +78,11 @@ def ca(directory: str, common_name: str, days: int, algorithm: str,
        passphrase: str | None) -> None:
     """A local development CA (ca.pem, ca-key.pem) in DIR."""
     from certwarden.x509 import create as mk
+    from certwarden.x509 import keys
 
     if os.path.exists(os.path.join(directory, "ca-key.pem")):
         raise click.UsageError(f"{directory} already holds a CA key; not overwriting it")
-    issued = mk.dev_ca(common_name, days=days, algorithm=mk.KeyAlgorithm(algorithm))
+    issued = mk.dev_ca(common_name, days=days, algorithm=keys.KeyAlgorithm(algorithm))
     mk.save_dev_ca(issued, directory, passphrase.encode() if passphrase else None)
     click.echo(f"development CA: {directory}/ca.pem (key {directory}/ca-key.pem, mode 0600)")
 
@@ -98,9 +100,10 @@ def leaf(names: tuple[str, ...], ca_dir: str, days: int, algorithm: str, client:
          out: str | None, ca_passphrase: str | None, passphrase: str | None) -> None:
     """A leaf for NAMES signed by the development CA in --ca."""
     from certwarden.x509 import create as mk
+    from certwarden.x509 import keys
 
     authority = mk.load_dev_ca(ca_dir, ca_passphrase.encode() if ca_passphrase else None)
-    issued = mk.leaf(authority, names, days=days, algorithm=mk.KeyAlgorithm(algorithm),
+    issued = mk.leaf(authority, names, days=days, algorithm=keys.KeyAlgorithm(algorithm),
                      client=client)
     _write_pair(issued, _stem(out, names), passphrase)
 
@@ -113,12 +116,13 @@ def leaf(names: tuple[str, ...], ca_dir: str, days: int, algorithm: str, client:
 def csr(names: tuple[str, ...], algorithm: str, out: str | None, passphrase: str | None) -> None:
     """A CSR for NAMES and its new private key."""
     from certwarden.x509 import create as mk
+    from certwarden.x509 import keys
 
-    pem, key = mk.csr(names, algorithm=mk.KeyAlgorithm(algorithm))
+    pem, key = mk.csr(names, algorithm=keys.KeyAlgorithm(algorithm))
     stem = _stem(out, names)
     csr_path, key_path = stem.with_name(stem.name + ".csr"), stem.with_name(stem.name + "-key.pem")
     mk.write_public(csr_path, pem)
-    mk.write_private(key_path, mk.key_pem(key, passphrase.encode() if passphrase else None))
+    mk.write_private(key_path, keys.key_pem(key, passphrase.encode() if passphrase else None))
     click.echo(f"csr: {csr_path}\nprivate key: {key_path} (mode 0600)")
 
 

@@ -22,14 +22,14 @@ from certwarden.records import LocationKind, Sighting, frozen_map
 
 if TYPE_CHECKING:
     from certwarden.assess import Assessment
-    from certwarden.cli.demo_estate import Estate, Sandbox
+    from certwarden.cli.demo_estate import DemoEstate, Sandbox
     from certwarden.x509 import Certificate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DemoRun:
     assessment: Assessment
-    estate: Estate
+    estate: DemoEstate
     ports: Mapping[str, int]
     folder: Path
     report: Path

@@ -44,7 +44,7 @@ class FileItem:
 
 
 @dataclass(slots=True)
-class Estate:
+class DemoEstate:
     root: Forged
     services: list[Service] = field(default_factory=list)
     files: list[FileItem] = field(default_factory=list)
@@ -55,7 +55,7 @@ def _rules(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def build_estate(now: dt.datetime | None = None) -> Estate:
+def build_estate(now: dt.datetime | None = None) -> DemoEstate:
     """Forge every certificate of the estate (about a second of key generation)."""
     now = now or dt.datetime.now(dt.UTC)
     nb = now - _DAY
@@ -77,7 +77,7 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
 
     shared_key = make_key("ec256")
     sprawled = leaf("shared.demo.test")
-    e = Estate(root=root)
+    e = DemoEstate(root=root)
     add = e.services.append
     add(Service(name="good", leaf=leaf("www.demo.test"), chain=(issuing,)))
     add(Service(name="self-signed", leaf=forge(subject="CN=wiki.demo.test",
@@ -161,7 +161,7 @@ def build_estate(now: dt.datetime | None = None) -> Estate:
     return e
 
 
-def policy_yaml(estate: Estate, folder: Path, anchor: Path, ports: dict[str, int],
+def policy_yaml(estate: DemoEstate, folder: Path, anchor: Path, ports: dict[str, int],
                 today: dt.date) -> str:
     """The demo's policy: trusts the Demo Corp root, names owners, carries two exceptions."""
     shadow = ports["shadow"]
@@ -193,7 +193,7 @@ exceptions:
 """
 
 
-def write_folder(estate: Estate, folder: Path) -> None:
+def write_folder(estate: DemoEstate, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for item in estate.files:
         (folder / item.name).write_bytes(item.cert.pem())
@@ -210,7 +210,7 @@ def write_folder(estate: Estate, folder: Path) -> None:
 class Sandbox:
     """Starts every service on 127.0.0.1; ``ports`` maps service name -> port."""
 
-    def __init__(self, estate: Estate, keydir: Path) -> None:
+    def __init__(self, estate: DemoEstate, keydir: Path) -> None:
         self.estate = estate
         self.keydir = keydir
         self.ports: dict[str, int] = {}

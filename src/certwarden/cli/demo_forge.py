@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, padding,
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certwarden.x509 import Certificate
+from certwarden.x509 import der as dercodec
+from certwarden.x509.keys import KeyAlgorithm, generate_private_key, key_pem
 
 PrivateKey = Any  # rsa / ec / dsa / ed25519 private key
 
@@ -35,20 +37,25 @@ _HASHES: dict[str, _Hash] = {"md5": hashes.MD5, "sha1": hashes.SHA1, "sha256": h
            "sha384": hashes.SHA384}
 
 
+_SOUND_KEYS = {"ec256": KeyAlgorithm.EC_P256, "ec384": KeyAlgorithm.EC_P384,
+               "rsa2048": KeyAlgorithm.RSA_2048, "rsa3072": KeyAlgorithm.RSA_3072,
+               "rsa4096": KeyAlgorithm.RSA_4096, "ed25519": KeyAlgorithm.ED25519}
+
+
 def make_key(spec: str) -> PrivateKey:
-    """``ec256``, ``ec384``, ``ec192``, ``rsa1024``, ``rsa2048``, ``dsa2048``, ``ed25519``."""
+    """``ec256``, ``ec384``, ``ec192``, ``rsa1024``, ``rsa2048``, ``dsa2048``, ``ed25519``.
+
+    Sound keys come from ``x509.keys`` like every other key; the weak ones (P-192, RSA under
+    2048 bits, DSA) exist only here, because the sandbox must serve what the rules flag.
+    """
+    if spec in _SOUND_KEYS:
+        return generate_private_key(_SOUND_KEYS[spec])
     if spec.startswith("rsa"):
         return rsa.generate_private_key(public_exponent=65537, key_size=int(spec[3:]))
-    if spec == "ec256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if spec == "ec384":
-        return ec.generate_private_key(ec.SECP384R1())
     if spec == "ec192":
         return ec.generate_private_key(ec.SECP192R1())
     if spec.startswith("dsa"):
         return dsa.generate_private_key(key_size=int(spec[3:]))
-    if spec == "ed25519":
-        return ed25519.Ed25519PrivateKey.generate()
     raise ValueError(f"unknown key spec {spec!r}")
 
 
@@ -65,11 +72,7 @@ class Forged:
         return self.certificate.pem().encode()
 
     def key_pem(self, passphrase: bytes | None = None) -> bytes:
-        enc: serialization.KeySerializationEncryption = (
-            serialization.BestAvailableEncryption(passphrase) if passphrase
-            else serialization.NoEncryption())
-        return bytes(self.key.private_bytes(serialization.Encoding.PEM,
-                                            serialization.PrivateFormat.PKCS8, enc))
+        return key_pem(self.key, passphrase)
 
 
 def forge(*, subject: str = "CN=svc.demo.test", sans: tuple[str, ...] = ("svc.demo.test",),
@@ -141,52 +144,15 @@ def _general_name(n: str) -> cx509.GeneralName:
         return cx509.DNSName(n)
 
 
-# ---- DER surgery on TBSCertificate ----
-
-def _tlv(data: bytes, i: int) -> tuple[int, int, int]:
-    """(tag, content start, end) of the TLV at ``i``."""
-    tag = data[i]
-    ln = data[i + 1]
-    j = i + 2
-    if ln & 0x80:
-        n = ln & 0x7F
-        ln = int.from_bytes(data[j : j + n], "big")
-        j += n
-    return tag, j, j + ln
-
-
-def _children(data: bytes) -> list[bytes]:
-    out, i = [], 0
-    while i < len(data):
-        _, _, end = _tlv(data, i)
-        out.append(data[i:end])
-        i = end
-    return out
-
-
-def _enc(tag: int, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return bytes([tag, n]) + content
-    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(ln)]) + ln + content
-
-
-def _int(value: int) -> bytes:
-    length = max(1, (value.bit_length() + 8) // 8) if value >= 0 else (
-        ((~value).bit_length() + 8) // 8)
-    return _enc(0x02, value.to_bytes(length, "big", signed=True))
-
+# ---- DER surgery on TBSCertificate (with x509.der, the one DER reader/writer) ----
 
 def _rewrite(der: bytes, signer: PrivateKey, *, hash_name: str, version: int,
              serial: int) -> bytes:
-    _, s, e = _tlv(der, 0)
-    outer = _children(der[s:e])
-    _, ts, te = _tlv(outer[0], 0)
-    tbs = _children(outer[0][ts:te])
+    outer = dercodec.children(der)
+    tbs = dercodec.children(outer[0])
     has_version = tbs[0][0] == 0xA0
     idx = 1 if has_version else 0
-    tbs[idx] = _int(serial)
+    tbs[idx] = dercodec.integer(serial)
     if hash_name != "sha256":
         algo = "rsa" if isinstance(signer, rsa.RSAPrivateKey) else "ec"
         sigalg = _SIG_OIDS[(algo, hash_name)]
@@ -195,7 +161,7 @@ def _rewrite(der: bytes, signer: PrivateKey, *, hash_name: str, version: int,
         sigalg = outer[1]
     if version == 1:
         tbs = [t for t in tbs if t[0] not in (0xA0, 0xA3)]
-    new_tbs = _enc(0x30, b"".join(tbs))
+    new_tbs = dercodec.seq(*tbs)
     h = _HASHES[hash_name]()
     if isinstance(signer, rsa.RSAPrivateKey):
         sig = signer.sign(new_tbs, padding.PKCS1v15(), h)
@@ -205,4 +171,4 @@ def _rewrite(der: bytes, signer: PrivateKey, *, hash_name: str, version: int,
         sig = signer.sign(new_tbs, h)
     else:
         sig = signer.sign(new_tbs)
-    return _enc(0x30, new_tbs + sigalg + _enc(0x03, b"\x00" + sig))
+    return dercodec.seq(new_tbs, sigalg, dercodec.bit_string(sig))

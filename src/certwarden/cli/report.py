@@ -19,7 +19,7 @@ _SEVERITIES = [s.value for s in Severity]
 _YEARS_HELP = "Years to forecast, YYYY..YYYY (default 2026..2030)."
 
 
-def read_inventory(db_url: str | None,
+def read_inventory(db_url: str,
                    ) -> tuple[list[Sighting], list[Certificate], dict[str, tuple[str, str | None]]]:
     """Every latest sighting, every certificate, and the owners recorded in the inventory."""
     from certwarden.store.inventory import Inventory
@@ -45,7 +45,7 @@ def years_from(text: str | None) -> range:
         fail(str(exc))
 
 
-def run_assessment(db_url: str | None, policy: Policy) -> Assessment:
+def run_assessment(db_url: str, policy: Policy) -> Assessment:
     from certwarden.assess import assess, load_trust
 
     trust = load_trust(policy)

@@ -6,20 +6,23 @@ Binds 127.0.0.1 by default. ``--https`` serves with a certificate our own CA iss
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import tempfile
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from certwarden.cli.ca import passphrase_option, passphrase_source, pin_option
+from certwarden.cli.ca import passphrase_option, passphrase_source, pin_option, settings_of
 from certwarden.cli.common import fail, write_text
+from certwarden.settings import Settings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from certwarden.acme.context import AcmeSettings
     from certwarden.ca import Authority
     from certwarden.store.ca_ledger import SqlLedger
 
@@ -51,7 +54,7 @@ def check_bind(host: str, port: int) -> None:
 def _https_files(authority: Authority, host: str, workdir: Path) -> tuple[str, str]:
     from cryptography.hazmat.primitives import serialization
 
-    from certwarden.ca.keys import KeyAlgorithm, generate_private_key
+    from certwarden.x509.keys import KeyAlgorithm, generate_private_key
 
     key = generate_private_key(KeyAlgorithm.EC_P256)
     try:
@@ -103,8 +106,6 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
 
     import uvicorn
 
-    from certwarden.ca import Authority
-    from certwarden.ca.publish import Publisher
     from certwarden.store.ca_ledger import SqlLedger
     from certwarden.web.app import create_app
 
@@ -113,27 +114,17 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
     for bind in (http_bind, https_bind):
         if bind:
             split_bind(bind)  # bad input is reported before any key is opened
-    acme_env = _acme_env(acme_resolver, acme_http_port, acme_tls_port, acme_allow, no_acme,
-                         workers=workers, ca_name=ca_name)
-    acme_env["CERTWARDEN_ACME_EAB"] = "required" if acme_eab else ""
-    ledger = SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
-    passphrase = passphrase_source(passphrase_file)
+    # Checked with --no-acme too, as before: a typo is reported, not silently ignored.
+    acme = _acme_settings(acme_resolver, acme_http_port, acme_tls_port, acme_allow, acme_eab,
+                          workers=workers)
+    settings = dataclasses.replace(settings_of(ctx), ca_name=ca_name,
+                                   passphrase=passphrase_source(passphrase_file), pkcs11_pin=pin,
+                                   warm_ocsp=not no_warm, acme=None if no_acme else acme)
     if workers > 1:
-        os.environ.update(acme_env)
-        _serve_workers(ledger, http_bind, https_bind, workers, ca_name=ca_name,
-                       no_warm=no_warm, passphrase=passphrase, pin=pin)
+        _serve_workers(settings, SqlLedger.open(settings.database_url), http_bind, https_bind,
+                       workers)
         return
-    publisher = Publisher.open(ledger, passphrase=passphrase, pin=pin)
-    if not no_warm:
-        threading.Thread(target=publisher.responder.warm, name="ocsp-warm", daemon=True).start()
-    routers = []
-    if not no_acme:
-        from certwarden.web.acme import acme_router_from_env
-
-        routers.append(acme_router_from_env(
-            acme_env, db_url=ctx.obj.get("db_url") if ctx.obj else None,
-            authority=Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)))
-    app = create_app(publisher=publisher, routers=routers)
+    app = create_app(settings)
     for bind in (http_bind, https_bind):
         if bind:  # after the keys open (a wrong passphrase is the likelier mistake), before
             check_bind(*split_bind(bind))  # the --https certificate is issued
@@ -145,8 +136,8 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
                                       access_log=False))
     if https_bind:
         host, port = split_bind(https_bind)
-        authority = Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)
-        certfile, keyfile = _https_files(authority, host, workdir)
+        ledger = SqlLedger.open(settings.database_url)
+        certfile, keyfile = _https_files(_authority(settings, ledger), host, workdir)
         configs.append(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                       access_log=False, ssl_certfile=certfile,
                                       ssl_keyfile=keyfile))
@@ -166,12 +157,18 @@ def serve_cmd(ctx: click.Context, http_bind: str | None, https_bind: str | None,
         workdir.rmdir()
 
 
-def _acme_env(resolver: str | None, http_port: int, tls_port: int, allow: tuple[str, ...],
-              no_acme: bool, *, workers: int, ca_name: str | None) -> dict[str, str]:
-    """ACME validator options, checked now, as environment (worker processes read it)."""
-    import ipaddress
+def _authority(settings: Settings, ledger: SqlLedger) -> Authority:
+    from certwarden.ca import Authority
 
-    from certwarden.acme.validation import parse_hostport
+    return Authority.open(ledger, issuer=settings.ca_name, passphrase=settings.passphrase,
+                          pin=settings.pkcs11_pin)
+
+
+def _acme_settings(resolver: str | None, http_port: int, tls_port: int, allow: tuple[str, ...],
+                   eab: bool, *, workers: int) -> AcmeSettings:
+    """ACME validator options, checked now."""
+    from certwarden.acme.context import AcmeSettings
+    from certwarden.acme.validation import PRIVATE_NETWORKS, ValidatorSettings, parse_hostport
 
     if resolver:
         try:
@@ -183,56 +180,52 @@ def _acme_env(resolver: str | None, http_port: int, tls_port: int, allow: tuple[
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
             fail(f"--acme-allow: {cidr!r} is not an address or CIDR range")
-    if no_acme:
-        return {"CERTWARDEN_ACME": "off"}
-    return {"CERTWARDEN_ACME": "on", "CERTWARDEN_ACME_RESOLVER": resolver or "",
-            "CERTWARDEN_ACME_HTTP_PORT": str(http_port),
-            "CERTWARDEN_ACME_TLS_PORT": str(tls_port),
-            "CERTWARDEN_ACME_ALLOW": ",".join(allow), "CERTWARDEN_ACME_CA": ca_name or "",
-            # several processes share nonces through the database
-            "CERTWARDEN_ACME_NONCES": "database" if workers > 1 else "memory"}
+    validator = ValidatorSettings(resolver=resolver or None, http_port=http_port,
+                                  tls_port=tls_port, allow=allow or PRIVATE_NETWORKS)
+    # several processes share nonces through the database
+    return AcmeSettings(validator=validator, eab_required=eab,
+                        nonces="database" if workers > 1 else "memory")
 
 
-def _serve_workers(ledger: SqlLedger, http_bind: str | None, https_bind: str | None,
-                   workers: int, *, ca_name: str | None, no_warm: bool,
-                   passphrase: Callable[[], bytes], pin: str | None) -> None:
+def worker_app() -> FastAPI:
+    """The app of each ``serve --workers N`` process (uvicorn imports this by name): the
+    settings ``serve`` handed down in the environment, rebuilt once, then ``create_app``."""
+    from certwarden.web.app import create_app
+
+    return create_app(Settings.from_env(os.environ))
+
+
+def _serve_workers(settings: Settings, ledger: SqlLedger, http_bind: str | None,
+                   https_bind: str | None, workers: int) -> None:
     """Several processes on one listener: uvicorn spawns them and each builds its own app
-    (``web.app.create_app_from_env``) from the environment set here."""
-    import os
-
+    (``worker_app``) from the settings, which travel to them as environment."""
     import uvicorn
 
-    from certwarden.ca import Authority
     from certwarden.ca.publish import Publisher
 
     if http_bind and https_bind:
         fail("--workers > 1 serves one listener: give --http or --https, not both")
-    os.environ["CERTWARDEN_DATABASE_URL"] = ledger.engine.url.render_as_string(
-        hide_password=False)
+    settings = dataclasses.replace(settings, database_url=ledger.engine.url.render_as_string(
+        hide_password=False))
     # Opened once here so a wrong or missing passphrase fails now, with one line.
-    Publisher.open(ledger, passphrase=passphrase, pin=pin)
+    Publisher.open(ledger, passphrase=settings.passphrase, pin=settings.pkcs11_pin)
     try:
-        os.environ["CERTWARDEN_CA_PASSPHRASE"] = passphrase().decode()
-    except (UnicodeDecodeError, ValueError):  # ValueError: a NUL byte, which env cannot hold
+        os.environ.update(settings.to_env())
+    except ValueError:  # not UTF-8, or a NUL byte, which the environment cannot hold
         fail("--workers > 1 hands the passphrase to workers in the environment: it must be "
              "UTF-8 text without NUL bytes")
-    if pin:
-        os.environ["CERTWARDEN_PKCS11_PIN"] = pin
-    if no_warm:
-        os.environ["CERTWARDEN_SERVE_NO_WARM"] = "1"
     host, port = split_bind(https_bind or http_bind or DEFAULT_HTTP)
     check_bind(host, port)
     ssl: dict[str, Any] = {}
     workdir = Path(tempfile.mkdtemp(prefix="certwarden-serve-"))
     try:
         if https_bind:
-            authority = Authority.open(ledger, issuer=ca_name, passphrase=passphrase, pin=pin)
-            certfile, keyfile = _https_files(authority, host, workdir)
+            certfile, keyfile = _https_files(_authority(settings, ledger), host, workdir)
             ssl = {"ssl_certfile": certfile, "ssl_keyfile": keyfile}
         scheme = "https" if https_bind else "http"
         click.echo(f"serving {scheme}://{host}:{port}/ (ocsp, crl) with {workers} workers",
                    err=True)
-        uvicorn.run("certwarden.web.app:create_app_from_env", factory=True, host=host,
+        uvicorn.run("certwarden.cli.serve:worker_app", factory=True, host=host,
                     port=port, workers=workers, log_level="warning", access_log=False, **ssl)
     finally:
         for p in workdir.iterdir():

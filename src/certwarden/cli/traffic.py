@@ -64,7 +64,7 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
     failed: list[str] = []
     with contextlib.ExitStack() as stack:
         inventory = (None if no_inventory else
-                     stack.enter_context(Inventory.open((ctx.obj or {}).get("db_url"))))
+                     stack.enter_context(Inventory.open(ctx.obj["db_url"])))
         known: Callable[[str], bool] | None = (inventory.has_certificate
                                                if inventory is not None else None)
         out: IO[str] = sys.stdout

@@ -13,6 +13,8 @@ import re
 import struct
 
 from certwarden.discovery.targets import Starttls
+from certwarden.x509.der import DERError, header_size
+from certwarden.x509.der import header as der_header
 
 # A hostile or broken server must not make us buffer without end: real protocol lines are
 # a few hundred bytes, and the longest real replies (capabilities) a few KB.
@@ -125,12 +127,11 @@ async def _ber(reader: asyncio.StreamReader) -> bytes:
     head = await reader.readexactly(2)
     if head[0] != 0x30:
         raise Refused(f"LDAP: not an LDAPMessage ({head.hex()})")
-    n = head[1]
-    if n & 0x80:
-        size = n & 0x7F
-        if not 0 < size <= 4:
-            raise Refused("LDAP: bad BER length")
-        n = int.from_bytes(await reader.readexactly(size), "big")
+    try:
+        head += await reader.readexactly(header_size(head) - 2)
+        _tag, _start, n = der_header(head)
+    except DERError:
+        raise Refused("LDAP: bad BER length") from None
     if n > MAX_REPLY:
         raise Refused("LDAP: reply too large")
     return await reader.readexactly(n)
@@ -143,9 +144,11 @@ async def ldap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
     idx = body.find(b"\x78")
     if idx < 0:
         raise Refused("LDAP: no extended response")
-    rest = body[idx + 1 :]
-    skip = 1 + (rest[0] & 0x7F if rest[:1] and rest[0] & 0x80 else 0)
-    result = rest[skip : skip + 3]
+    try:
+        _tag, start, _length = der_header(body, idx)
+    except DERError:
+        raise Refused("LDAP: malformed extended response") from None
+    result = body[start : start + 3]
     if len(result) < 3 or result[0] != 0x0A:
         raise Refused("LDAP: malformed extended response")
     if result[2] != 0:

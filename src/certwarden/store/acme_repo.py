@@ -1,5 +1,7 @@
 """The ACME server's database (implements ``certwarden.acme.storage.AcmeStore``).
 
+Rows never leave this module: reads return ``acme.model`` records, writes take them.
+
 Every state change is one short transaction; status transitions are ``UPDATE ... WHERE
 status IN (...)`` compare-and-set statements, so two requests racing on one order (two
 finalize calls, two challenge validations) cannot both win, and an account's orders are
@@ -17,6 +19,14 @@ from typing import Any, cast
 from sqlalchemy import Connection, Engine, Table, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from certwarden.acme.model import (
+    Account,
+    Authorization,
+    Challenge,
+    EabKey,
+    IssuedCertificate,
+    Order,
+)
 from certwarden.store.acme_tables import (
     AcmeAccountRow,
     AcmeAuthzRow,
@@ -51,6 +61,49 @@ def _changed(result: Any) -> bool:
     return bool(result.rowcount)
 
 
+def _set(row: dict[str, Any], **optional: Any) -> dict[str, Any]:
+    """``row`` plus the optional columns that have a value (a JSON column given None would
+    store JSON ``null``, not SQL NULL)."""
+    row.update({k: v for k, v in optional.items() if v is not None})
+    return row
+
+
+def _account_row(a: Account) -> dict[str, Any]:
+    return {"id": a.id, "thumbprint": a.thumbprint, "jwk": dict(a.jwk), "status": a.status.value,
+            "contact": list(a.contact), "tos_agreed": a.tos_agreed, "eab_kid": a.eab_kid,
+            "created_at": a.created_at}
+
+
+def _order_row(o: Order) -> dict[str, Any]:
+    return _set({"id": o.id, "account_id": o.account_id, "status": o.status.value,
+                 "identifiers": [i.as_dict() for i in o.identifiers], "profile": o.profile,
+                 "expires": o.expires, "created_at": o.created_at, "not_before": o.not_before,
+                 "not_after": o.not_after, "replaces": o.replaces},
+                error=dict(o.error) if o.error is not None else None, cert_id=o.cert_id)
+
+
+def _authz_row(a: Authorization, position: int) -> dict[str, Any]:
+    return {"id": a.id, "order_id": a.order_id, "account_id": a.account_id,
+            "position": position, "identifier_type": a.identifier.type.value,
+            "identifier_value": a.identifier.value, "wildcard": a.wildcard,
+            "status": a.status.value, "expires": a.expires}
+
+
+def _challenge_row(c: Challenge, position: int) -> dict[str, Any]:
+    return _set({"id": c.id, "authz_id": c.authz_id, "position": position,
+                 "type": c.type.value, "token": c.token, "status": c.status.value},
+                validated=c.validated, error=dict(c.error) if c.error is not None else None)
+
+
+def _certificate_row(c: IssuedCertificate) -> dict[str, Any]:
+    return _set({"id": c.id, "order_id": c.order_id, "account_id": c.account_id,
+                 "serial": c.serial, "sha256": c.sha256, "ari_id": c.ari_id,
+                 "chain_pem": c.chain_pem, "alternates": list(c.alternates),
+                 "not_before": c.not_before, "not_after": c.not_after},
+                revoked_at=c.revoked_at, revocation_reason=c.revocation_reason,
+                replaced_by=c.replaced_by)
+
+
 
 class AcmeRepo:
     def __init__(self, engine: Engine) -> None:
@@ -73,7 +126,7 @@ class AcmeRepo:
             yield conn
 
     @classmethod
-    def open(cls, url: str | None = None) -> AcmeRepo:
+    def open(cls, url: str) -> AcmeRepo:
         engine = make_engine(url)
         if engine.dialect.name == "sqlite":
             # WAL + synchronous=NORMAL: a commit survives a process crash or restart (the WAL
@@ -88,30 +141,32 @@ class AcmeRepo:
         self.engine.dispose()
 
     # accounts ---------------------------------------------------------------------------
-    def add_account(self, row: Mapping[str, Any]) -> tuple[Row, bool]:
+    def add_account(self, account: Account) -> tuple[Account, bool]:
         try:
             with self._write() as s:
-                s.execute(insert(ACCOUNTS).values(**row))
+                s.execute(insert(ACCOUNTS).values(**_account_row(account)))
         except IntegrityError:
-            existing = self.account_by_thumbprint(row["thumbprint"])
+            existing = self.account_by_thumbprint(account.thumbprint)
             if existing is None:  # pragma: no cover - an id collision of 128 random bits
                 raise
             return existing, False
-        return dict(row), True
+        return account, True
 
-    def account(self, account_id: str) -> Row | None:
-        return self._one(select(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
+    def account(self, account_id: str) -> Account | None:
+        row = self._one(select(ACCOUNTS).where(ACCOUNTS.c.id == account_id))
+        return Account.from_row(row) if row is not None else None
 
-    def account_by_thumbprint(self, thumbprint: str) -> Row | None:
-        return self._one(select(ACCOUNTS).where(ACCOUNTS.c.thumbprint == thumbprint))
+    def account_by_thumbprint(self, thumbprint: str) -> Account | None:
+        row = self._one(select(ACCOUNTS).where(ACCOUNTS.c.thumbprint == thumbprint))
+        return Account.from_row(row) if row is not None else None
 
-    def update_account(self, account_id: str, **fields: Any) -> Row | None:
+    def update_account(self, account_id: str, **fields: Any) -> Account | None:
         with self._write() as s:
             if fields:
                 s.execute(update(ACCOUNTS).where(ACCOUNTS.c.id == account_id).values(**fields))
             found = s.execute(select(ACCOUNTS).where(ACCOUNTS.c.id == account_id)
                               ).mappings().first()
-            return dict(found) if found is not None else None
+            return Account.from_row(dict(found)) if found is not None else None
 
     def change_account_key_if(self, account_id: str, *, old_thumbprint: str,
                               jwk: Mapping[str, Any], thumbprint: str) -> bool:
@@ -126,14 +181,16 @@ class AcmeRepo:
             return False
 
     # orders -----------------------------------------------------------------------------
-    def add_order(self, order: Mapping[str, Any], authzs: Sequence[Mapping[str, Any]],
-                  challenges: Sequence[Mapping[str, Any]]) -> None:
+    def add_order(self, order: Order, authzs: Sequence[Authorization]) -> None:
+        challenges = [_challenge_row(c, pos) for a in authzs
+                      for pos, c in enumerate(a.challenges)]
         with self._write() as s:
-            s.execute(insert(ORDERS).values(**order))
-            s.execute(insert(AUTHZS), [dict(a) for a in authzs])
-            s.execute(insert(CHALLENGES), [dict(c) for c in challenges])
+            s.execute(insert(ORDERS).values(**_order_row(order)))
+            s.execute(insert(AUTHZS), [_authz_row(a, pos) for pos, a in enumerate(authzs)])
+            if challenges:
+                s.execute(insert(CHALLENGES), challenges)
 
-    def order(self, order_id: str) -> Row | None:
+    def order(self, order_id: str) -> Order | None:
         with self.engine.connect() as conn:
             found = conn.execute(select(ORDERS).where(ORDERS.c.id == order_id)).mappings().first()
             if found is None:
@@ -141,7 +198,7 @@ class AcmeRepo:
             row = dict(found)
             row["authz_ids"] = list(conn.execute(select(AUTHZS.c.id).where(
                 AUTHZS.c.order_id == order_id).order_by(AUTHZS.c.position)).scalars())
-            return row
+            return Order.from_row(row)
 
     def order_ids(self, account_id: str, *, offset: int, limit: int) -> list[str]:
         with self.engine.connect() as conn:
@@ -160,7 +217,7 @@ class AcmeRepo:
             return _changed(res)
 
     # authorizations and challenges ------------------------------------------------------
-    def _authzs(self, where: Any) -> list[Row]:
+    def _authzs(self, where: Any) -> list[Authorization]:
         with self.engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(
                 select(AUTHZS).where(where).order_by(AUTHZS.c.position)).mappings()]
@@ -172,13 +229,13 @@ class AcmeRepo:
                         CHALLENGES.c.authz_id.in_(list(by_id)))
                         .order_by(CHALLENGES.c.position)).mappings():
                     by_id[c["authz_id"]]["challenges"].append(dict(c))
-            return rows
+            return [Authorization.from_row(r) for r in rows]
 
-    def authz(self, authz_id: str) -> Row | None:
+    def authz(self, authz_id: str) -> Authorization | None:
         found = self._authzs(AUTHZS.c.id == authz_id)
         return found[0] if found else None
 
-    def authzs_of_order(self, order_id: str) -> list[Row]:
+    def authzs_of_order(self, order_id: str) -> list[Authorization]:
         return self._authzs(AUTHZS.c.order_id == order_id)
 
     def set_authz_status_if(self, authz_id: str, *, expect: Sequence[str], status: str) -> bool:
@@ -188,8 +245,9 @@ class AcmeRepo:
                 .values(status=status))
             return _changed(res)
 
-    def challenge(self, challenge_id: str) -> Row | None:
-        return self._one(select(CHALLENGES).where(CHALLENGES.c.id == challenge_id))
+    def challenge(self, challenge_id: str) -> Challenge | None:
+        row = self._one(select(CHALLENGES).where(CHALLENGES.c.id == challenge_id))
+        return Challenge.from_row(row) if row is not None else None
 
     def set_challenge_if(self, challenge_id: str, *, expect: Sequence[str], status: str,
                          error: Mapping[str, Any] | None = None,
@@ -206,25 +264,28 @@ class AcmeRepo:
             return _changed(res)
 
     # certificates -----------------------------------------------------------------------
-    def finish_order(self, order_id: str, cert: Mapping[str, Any]) -> None:
+    def finish_order(self, order_id: str, cert: IssuedCertificate) -> None:
         with self._write() as s:
-            s.execute(insert(CERTS).values(**cert))
+            s.execute(insert(CERTS).values(**_certificate_row(cert)))
             res = s.execute(update(AcmeOrderRow).where(
                 AcmeOrderRow.id == order_id, AcmeOrderRow.status == "processing")
-                .values(status="valid", cert_id=cert["id"]))
+                .values(status="valid", cert_id=cert.id))
             if not _changed(res):
                 raise RuntimeError(f"order {order_id} left 'processing' during issuance")
 
-    def certificate(self, cert_id: str) -> Row | None:
-        return self._one(select(CERTS).where(CERTS.c.id == cert_id))
+    def certificate(self, cert_id: str) -> IssuedCertificate | None:
+        row = self._one(select(CERTS).where(CERTS.c.id == cert_id))
+        return IssuedCertificate.from_row(row) if row is not None else None
 
     def certificate_by(self, *, sha256: str | None = None, ari_id: str | None = None
-                       ) -> Row | None:
+                       ) -> IssuedCertificate | None:
         if sha256 is not None:
-            return self._one(select(CERTS).where(CERTS.c.sha256 == sha256))
-        if ari_id is not None:
-            return self._one(select(CERTS).where(CERTS.c.ari_id == ari_id))
-        raise TypeError("certificate_by needs sha256 or ari_id")
+            row = self._one(select(CERTS).where(CERTS.c.sha256 == sha256))
+        elif ari_id is not None:
+            row = self._one(select(CERTS).where(CERTS.c.ari_id == ari_id))
+        else:
+            raise TypeError("certificate_by needs sha256 or ari_id")
+        return IssuedCertificate.from_row(row) if row is not None else None
 
     def mark_replaced_if(self, cert_id: str, *, order_id: str) -> bool:
         with self._write() as s:
@@ -269,8 +330,9 @@ class AcmeRepo:
             s.execute(insert(EAB_KEYS).values(
                 kid=kid, hmac_key=hmac_key, created_at=dt.datetime.now(dt.UTC)))
 
-    def eab_key(self, kid: str) -> Row | None:
-        return self._one(select(EAB_KEYS).where(EAB_KEYS.c.kid == kid))
+    def eab_key(self, kid: str) -> EabKey | None:
+        row = self._one(select(EAB_KEYS).where(EAB_KEYS.c.kid == kid))
+        return EabKey.from_row(row) if row is not None else None
 
     def bind_eab_if(self, kid: str, account_id: str) -> bool:
         with self._write() as s:

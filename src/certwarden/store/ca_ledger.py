@@ -67,7 +67,7 @@ class SqlLedger:
         self._session = session_factory(engine)
 
     @classmethod
-    def open(cls, url: str | None = None) -> SqlLedger:
+    def open(cls, url: str) -> SqlLedger:
         return cls(make_engine(url))
 
     def close(self) -> None:

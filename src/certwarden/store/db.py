@@ -1,14 +1,14 @@
 """Engine, schema base and migrations. The only place that knows which database is in use.
 
-Default: SQLite (WAL) in ``$XDG_DATA_HOME/certwarden/inventory.db``; PostgreSQL (psycopg 3)
-when ``--db`` / ``CERTWARDEN_DATABASE_URL`` names one. The schema is owned by Alembic: every
-opener runs ``upgrade heads`` (several packages add their own migration branches).
+SQLite (WAL) or PostgreSQL (psycopg 3), named by the URL the caller gives; the default
+(``$XDG_DATA_HOME/certwarden/inventory.db``) is chosen at the edge (``certwarden.settings``).
+The schema is owned by Alembic: every opener runs ``upgrade heads`` (several packages add
+their own migration branches).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,23 +47,10 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime}
 
 
-def data_dir() -> Path:
-    home = os.path.expanduser("~")
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share")
-    return Path(base) / "certwarden"
-
-
-def default_url() -> str:
-    return f"sqlite:///{data_dir() / 'inventory.db'}"
-
-
-def resolve_url(url: str | None) -> str:
-    return url or os.environ.get("CERTWARDEN_DATABASE_URL") or default_url()
-
-
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for ``url`` (or the default), with the schema migrated to the newest."""
-    url = resolve_url(url)
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``, with the schema migrated to the newest. The URL is always
+    given: which database (``--db``, the environment, the default file) is the edge's
+    decision (``certwarden.settings.database_url``)."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number

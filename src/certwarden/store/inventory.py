@@ -84,7 +84,7 @@ class Inventory:
         self._recorders: dict[int, Recorder] = {}  # open scans, by id
 
     @classmethod
-    def open(cls, url: str | None = None, *, batch_size: int = DEFAULT_BATCH) -> Inventory:
+    def open(cls, url: str, *, batch_size: int = DEFAULT_BATCH) -> Inventory:
         return cls(make_engine(url), batch_size=batch_size)
 
     def __enter__(self) -> Inventory:

@@ -5,21 +5,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from certwarden.acme.authority import AuthorityIssuer
 from certwarden.acme.certificates import renewal_info
-from certwarden.acme.issuer import CertificateIssuer, IssuedChain
+from certwarden.acme.context import AcmeSettings, Endpoint, RequestContext
+from certwarden.acme.issuer import CertificateIssuer
 from certwarden.acme.problems import AcmeProblem, ProblemType
-from certwarden.acme.server import AcmeServer, AcmeSettings, Endpoint, RequestContext
+from certwarden.acme.server import AcmeServer
 from certwarden.acme.wire import Reply, Urls
-from certwarden.errors import CertwardenError
+from certwarden.ca import Authority, Ledger
+from certwarden.settings import Settings
 from certwarden.store.acme_repo import AcmeRepo
 
 log = logging.getLogger(__name__)
@@ -28,88 +30,17 @@ JOSE = "application/jose+json"
 _READ_ONLY = {"directory": "GET", "new-nonce": "GET, HEAD"}  # the resources read without a JWS
 
 
-# RFC 5280 reason codes -> the CA's reason names (``certwarden.ca.RevocationReason`` values).
-REASON_NAMES = {0: "unspecified", 1: "keyCompromise", 3: "affiliationChanged", 4: "superseded",
-                5: "cessationOfOperation", 9: "privilegeWithdrawn"}
-
-
-class AuthorityIssuer:
-    """The private CA's ``Authority`` as the ACME core's ``CertificateIssuer``.
-
-    The CA checks its own profile and name policy again; its refusals are ``CertwardenError``s,
-    which finalize turns into ``badCSR``.
-    """
-
-    def __init__(self, authority: Any, *, profiles: Mapping[str, str]) -> None:
-        self.authority = authority
-        self._profiles = dict(profiles)
-
-    @property
-    def profiles(self) -> Mapping[str, str]:
-        return self._profiles
-
-    def issue(self, csr_der: bytes, *, profile: str, dns_names: Sequence[str],
-              ip_addresses: Sequence[str], not_before: dt.datetime | None = None,
-              not_after: dt.datetime | None = None) -> IssuedChain:
-        lifetime = None
-        if not_after is not None:
-            lifetime = not_after - max(not_before or dt.datetime.now(dt.UTC),
-                                       dt.datetime.now(dt.UTC))
-            if lifetime <= dt.timedelta(0):
-                raise CertwardenError("notAfter is in the past")
-        chain = self.authority.issue(csr_der, profile=profile,
-                                     names=[*dns_names, *ip_addresses],
-                                     requested_by="acme", lifetime=lifetime)
-        return IssuedChain(chain=split_pem(chain.pem()))
-
-    def revoke(self, serial: int, *, reason: int) -> None:
-        self.authority.revoke(serial, REASON_NAMES.get(reason, "unspecified"),
-                              requested_by="acme")
-
-
-def split_pem(text: str) -> tuple[str, ...]:
-    end = "-----END CERTIFICATE-----"
-    return tuple(part.strip() + "\n" + end + "\n" for part in text.split(end) if part.strip())
-
-
-def authority_profiles(authority: Any) -> dict[str, str]:
-    """The CA's profiles (built-in and configured) with a one-line description each."""
-    from certwarden.ca.profiles import BUILTIN
-
-    found = {**BUILTIN, **dict(getattr(authority.config, "profiles", {}) or {})}
-    out = {}
-    for name, prof in sorted(found.items()):
-        days = prof.lifetime.total_seconds() / 86400
-        life = f"{days:g} days" if days >= 1 else f"{days * 24:g} hours"
-        out[name] = f"{', '.join(prof.extended_key_usage)}; {life}" + (
-            "; X.509-SVID (needs a spiffe:// URI, which ACME cannot order)" if prof.spiffe else "")
-    return out
-
-
-def acme_settings_from_env(env: Mapping[str, str]) -> AcmeSettings:
-    """``certwarden serve`` options travel to worker processes in the environment."""
-    from certwarden.acme.validation import PRIVATE_NETWORKS, ValidatorSettings
-
-    allow = tuple(a for a in env.get("CERTWARDEN_ACME_ALLOW", "").split(",") if a)
-    validator = ValidatorSettings(
-        resolver=env.get("CERTWARDEN_ACME_RESOLVER") or None,
-        http_port=int(env.get("CERTWARDEN_ACME_HTTP_PORT", "80")),
-        tls_port=int(env.get("CERTWARDEN_ACME_TLS_PORT", "443")),
-        allow=allow or PRIVATE_NETWORKS)
-    return AcmeSettings(validator=validator,
-                        nonces=env.get("CERTWARDEN_ACME_NONCES", "memory"),
-                        eab_required=env.get("CERTWARDEN_ACME_EAB") == "required")
-
-
-def acme_router_from_env(env: Mapping[str, str], *, db_url: str | None,
-                         authority: Any) -> APIRouter:
-    """The ``/acme`` router ``certwarden serve`` mounts, in front of ``authority``."""
-    issuer = AuthorityIssuer(authority, profiles=authority_profiles(authority))
-    server = build_acme_server(db_url=db_url, issuer=issuer, settings=acme_settings_from_env(env))
+def authority_router(settings: Settings, ledger: Ledger) -> APIRouter:
+    """The ``/acme`` router ``certwarden serve`` mounts, in front of the private CA."""
+    assert settings.acme is not None
+    authority = Authority.open(ledger, issuer=settings.ca_name, passphrase=settings.passphrase,
+                               pin=settings.pkcs11_pin)
+    server = build_acme_server(db_url=settings.database_url, issuer=AuthorityIssuer(authority),
+                               settings=settings.acme)
     return acme_router(server)
 
 
-def build_acme_server(*, db_url: str | None, issuer: CertificateIssuer,
+def build_acme_server(*, db_url: str, issuer: CertificateIssuer,
                       settings: AcmeSettings | None = None) -> AcmeServer:
     """The composition root: SQL store + the CA + settings -> an ACME core."""
     return AcmeServer(store=AcmeRepo.open(db_url), issuer=issuer, settings=settings)

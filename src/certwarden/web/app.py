@@ -1,22 +1,25 @@
-"""The composition root: builds the FastAPI app by mounting routers, nothing else.
+"""The composition root: builds the FastAPI app from the settings by mounting routers.
 
-Each area contributes a router factory (``web.pki.router(publisher)``, later
-``web.acme.router(...)``); ``create_app`` mounts what it is given.
+``create_app(settings)`` is the app factory (``certwarden serve`` and each of its worker
+processes call it); ``build_app`` mounts the parts it is given (tests hand it their own).
+Nothing here reads the environment: the settings say everything.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 
 from certwarden import __version__
 from certwarden.ca.publish import Publisher
+from certwarden.settings import Settings
 from certwarden.web import pki, problems
 
 
-def create_app(*, publisher: Publisher | None = None,
-               routers: Sequence[APIRouter] = ()) -> FastAPI:
+def build_app(*, publisher: Publisher | None = None,
+              routers: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="certwarden", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None)
     problems.install(app)
@@ -32,33 +35,19 @@ def create_app(*, publisher: Publisher | None = None,
     return app
 
 
-def create_app_from_env() -> FastAPI:
-    """The app for each ``serve --workers N`` process (uvicorn imports this by name).
+def create_app(settings: Settings) -> FastAPI:
+    """OCSP and CRLs from the CA ledger, and ACME under ``/acme`` unless switched off.
 
-    Reads what ``certwarden serve`` put in the environment: ``CERTWARDEN_DATABASE_URL``,
-    ``CERTWARDEN_CA_PASSPHRASE``, ``CERTWARDEN_PKCS11_PIN``; pre-signs OCSP answers unless
-    ``CERTWARDEN_SERVE_NO_WARM`` is set.
-    """
-    import os
-    import threading
-
+    Keys open here, so a wrong passphrase or PIN is a ``CertwardenError`` before serving."""
     from certwarden.store.ca_ledger import SqlLedger
 
-    passphrase = os.environ.get("CERTWARDEN_CA_PASSPHRASE")
-    ledger = SqlLedger.open(os.environ.get("CERTWARDEN_DATABASE_URL"))
-    publisher = Publisher.open(ledger, passphrase=(lambda: passphrase.encode())
-                               if passphrase else None,
-                               pin=os.environ.get("CERTWARDEN_PKCS11_PIN"))
-    if not os.environ.get("CERTWARDEN_SERVE_NO_WARM"):
+    ledger = SqlLedger.open(settings.database_url)
+    publisher = Publisher.open(ledger, passphrase=settings.passphrase, pin=settings.pkcs11_pin)
+    if settings.warm_ocsp:
         threading.Thread(target=publisher.responder.warm, name="ocsp-warm", daemon=True).start()
     routers = []
-    if os.environ.get("CERTWARDEN_ACME") == "on":
-        from certwarden.ca import Authority
-        from certwarden.web.acme import acme_router_from_env
+    if settings.acme is not None:
+        from certwarden.web.acme import authority_router
 
-        authority = Authority.open(ledger, issuer=os.environ.get("CERTWARDEN_ACME_CA") or None,
-                                   passphrase=(lambda: passphrase.encode()) if passphrase
-                                   else None, pin=os.environ.get("CERTWARDEN_PKCS11_PIN"))
-        routers.append(acme_router_from_env(os.environ, authority=authority,
-                                            db_url=os.environ.get("CERTWARDEN_DATABASE_URL")))
-    return create_app(publisher=publisher, routers=routers)
+        routers.append(authority_router(settings, ledger))
+    return build_app(publisher=publisher, routers=routers)

@@ -3,6 +3,7 @@ leaves from it, and CSRs.
 
 Defaults: ECDSA P-256, SANs always (IP literals become IP SANs), CA:FALSE with KU/EKU on
 leaves, SKI/AKI, 90 days for development certificates, private keys written mode 0600.
+Keys, hashes, serials and the back-date come from ``x509.keys``, as the CA's do.
 """
 
 from __future__ import annotations
@@ -10,66 +11,34 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 
 from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from certwarden.errors import ParseError, UsageError
+from certwarden.x509.keys import (
+    BACKDATE,
+    PRIVATE_KEY_TYPES,
+    KeyAlgorithm,
+    PrivateKey,
+    generate_private_key,
+    hash_for,
+    key_pem,
+    random_serial,
+)
 from certwarden.x509.record import Certificate
 
 DEV_VALIDITY_DAYS = 90
 DEV_CA_VALIDITY_DAYS = 10 * 365  # a dev CA outlives its leaves; still far from "never"
-# Backdating absorbs small clock skew between the machine that issues and the one that checks.
-BACKDATE = dt.timedelta(minutes=5)
-
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-
-class KeyAlgorithm(StrEnum):
-    EC_P256 = "ec-p256"
-    EC_P384 = "ec-p384"
-    RSA_2048 = "rsa-2048"
-    RSA_3072 = "rsa-3072"
-    RSA_4096 = "rsa-4096"
-    ED25519 = "ed25519"
-
-
-def generate_key(algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256) -> PrivateKey:
-    if algorithm is KeyAlgorithm.EC_P256:
-        return ec.generate_private_key(ec.SECP256R1())
-    if algorithm is KeyAlgorithm.EC_P384:
-        return ec.generate_private_key(ec.SECP384R1())
-    if algorithm is KeyAlgorithm.ED25519:
-        return ed25519.Ed25519PrivateKey.generate()
-    bits = int(algorithm.value.split("-")[1])
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
-
-
-def _hash_for(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:
-    if isinstance(key, ed25519.Ed25519PrivateKey):
-        return None
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
-        return hashes.SHA384()
-    return hashes.SHA256()
-
-
-def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
-    """PKCS#8 PEM, encrypted with the best available scheme when a passphrase is given."""
-    enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase
-        else serialization.NoEncryption())
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
 @dataclass(frozen=True, slots=True)
-class Issued:
+class CertifiedKey:
     """A certificate just made, with its key (kept in memory only until written)."""
 
     certificate: Certificate
@@ -79,7 +48,7 @@ class Issued:
         return key_pem(self.key, passphrase)
 
     def __repr__(self) -> str:  # never show key material
-        return f"Issued(certificate={self.certificate.subject!r}, key=<hidden>)"
+        return f"CertifiedKey(certificate={self.certificate.subject!r}, key=<hidden>)"
 
 
 def split_names(names: Sequence[str]) -> tuple[list[cx509.GeneralName], str]:
@@ -122,11 +91,6 @@ def _name(cn: str, org: str | None = None) -> cx509.Name:
     return cx509.Name(attrs)
 
 
-def _serial() -> int:
-    # 128 random bits, top bit cleared so the DER INTEGER stays positive within 16 octets.
-    return secrets.randbits(127) | 1
-
-
 def _window(days: int, now: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
     if days <= 0:
         raise UsageError(f"validity must be at least one day, not {days}")
@@ -159,29 +123,29 @@ def _leaf_extensions(builder: cx509.CertificateBuilder, key: PrivateKey,
 
 def self_signed(names: Sequence[str], *, days: int = DEV_VALIDITY_DAYS,
                 algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
-                now: dt.datetime | None = None) -> Issued:
+                now: dt.datetime | None = None) -> CertifiedKey:
     """A self-signed leaf (for a lab; certwarden will still flag it when it is served)."""
     sans, cn = split_names(names)
-    key = generate_key(algorithm)
+    key = generate_private_key(algorithm)
     start, end = _window(days, now)
     name = _name(cn)
     builder = (cx509.CertificateBuilder().subject_name(name).issuer_name(name)
-               .public_key(key.public_key()).serial_number(_serial())
+               .public_key(key.public_key()).serial_number(random_serial())
                .not_valid_before(start).not_valid_after(end))
     builder = _leaf_extensions(builder, key, sans, client=False).add_extension(
         cx509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
-    cert = builder.sign(key, _hash_for(key))
-    return Issued(_record(cert), key)
+    cert = builder.sign(key, hash_for(key))
+    return CertifiedKey(_record(cert), key)
 
 
 def dev_ca(common_name: str = "certwarden development CA", *,
            days: int = DEV_CA_VALIDITY_DAYS, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
-           now: dt.datetime | None = None) -> Issued:
-    key = generate_key(algorithm)
+           now: dt.datetime | None = None) -> CertifiedKey:
+    key = generate_private_key(algorithm)
     start, end = _window(days, now)
     name = _name(common_name, "certwarden development")
     cert = (cx509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(_serial())
+            .public_key(key.public_key()).serial_number(random_serial())
             .not_valid_before(start).not_valid_after(end)
             .add_extension(cx509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(cx509.KeyUsage(digital_signature=True, content_commitment=False,
@@ -191,36 +155,36 @@ def dev_ca(common_name: str = "certwarden development CA", *,
                                           decipher_only=False), critical=True)
             .add_extension(cx509.SubjectKeyIdentifier.from_public_key(key.public_key()),
                            critical=False)
-            .sign(key, _hash_for(key)))
-    return Issued(_record(cert), key)
+            .sign(key, hash_for(key)))
+    return CertifiedKey(_record(cert), key)
 
 
-def leaf(ca: Issued, names: Sequence[str], *, days: int = DEV_VALIDITY_DAYS,
+def leaf(ca: CertifiedKey, names: Sequence[str], *, days: int = DEV_VALIDITY_DAYS,
          algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256, client: bool = False,
-         now: dt.datetime | None = None) -> Issued:
+         now: dt.datetime | None = None) -> CertifiedKey:
     """A leaf signed by ``ca``; never outlives the CA."""
     sans, cn = split_names(names)
-    key = generate_key(algorithm)
+    key = generate_private_key(algorithm)
     start, end = _window(days, now)
     end = min(end, ca.certificate.not_after)
     ca_cert = cx509.load_der_x509_certificate(ca.certificate.der)
     builder = (cx509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
-               .public_key(key.public_key()).serial_number(_serial())
+               .public_key(key.public_key()).serial_number(random_serial())
                .not_valid_before(start).not_valid_after(end))
     builder = _leaf_extensions(builder, key, sans, client=client).add_extension(
         cx509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False)
-    cert = builder.sign(ca.key, _hash_for(ca.key))
-    return Issued(_record(cert), key)
+    cert = builder.sign(ca.key, hash_for(ca.key))
+    return CertifiedKey(_record(cert), key)
 
 
 def csr(names: Sequence[str], *, algorithm: KeyAlgorithm = KeyAlgorithm.EC_P256,
         ) -> tuple[bytes, PrivateKey]:
     """A PEM CSR with the names as SANs (and the first as CN), and its new key."""
     sans, cn = split_names(names)
-    key = generate_key(algorithm)
+    key = generate_private_key(algorithm)
     req = (cx509.CertificateSigningRequestBuilder().subject_name(_name(cn))
            .add_extension(cx509.SubjectAlternativeName(sans), critical=False)
-           .sign(key, _hash_for(key)))
+           .sign(key, hash_for(key)))
     return req.public_bytes(serialization.Encoding.PEM), key
 
 
@@ -251,7 +215,7 @@ def write_public(path: str | Path, data: bytes) -> None:
         raise UsageError(f"{path}: cannot write ({exc.strerror or exc})") from None
 
 
-def save_dev_ca(ca: Issued, directory: str | Path, passphrase: bytes | None = None) -> None:
+def save_dev_ca(ca: CertifiedKey, directory: str | Path, passphrase: bytes | None = None) -> None:
     d = Path(directory)
     try:
         d.mkdir(parents=True, exist_ok=True)
@@ -261,24 +225,23 @@ def save_dev_ca(ca: Issued, directory: str | Path, passphrase: bytes | None = No
     write_private(d / "ca-key.pem", ca.key_pem(passphrase))
 
 
-def load_dev_ca(directory: str | Path, passphrase: bytes | None = None) -> Issued:
+def load_dev_ca(directory: str | Path, passphrase: bytes | None = None) -> CertifiedKey:
     d = Path(directory)
     try:
         cert_pem = (d / "ca.pem").read_bytes()
-        key_pem = (d / "ca-key.pem").read_bytes()
+        key_data = (d / "ca-key.pem").read_bytes()
     except OSError as exc:
         raise UsageError(f"{d}: not a development CA directory ({exc.strerror})") from None
     try:
-        key = serialization.load_pem_private_key(key_pem, password=passphrase)
+        key = serialization.load_pem_private_key(key_data, password=passphrase)
     except TypeError:
         raise ParseError(str(d / "ca-key.pem"),
                          "key is encrypted: give its passphrase (--ca-passphrase)") from None
     except ValueError:
         raise ParseError(str(d / "ca-key.pem"), "cannot decrypt or read the CA key") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-                      | ed25519.Ed25519PrivateKey):
+    if not isinstance(key, PRIVATE_KEY_TYPES):
         raise ParseError(str(d / "ca-key.pem"), "unsupported CA key type")
     from certwarden.x509.parse import parse_bytes
 
     cert = parse_bytes(cert_pem, source=str(d / "ca.pem")).certificates[0]
-    return Issued(cert, key)
+    return CertifiedKey(cert, key)

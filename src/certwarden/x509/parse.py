@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from certwarden.errors import ParseError, PasswordError
+from certwarden.x509.der import DERError
+from certwarden.x509.der import header as der_header
 from certwarden.x509.record import Certificate, public_key_pin
 
 # A certificate store bigger than this is not something we should slurp: say so instead.
@@ -128,7 +130,7 @@ def _pem(data: bytes, source: str, password: bytes | None) -> Parsed:
                 der = _b64(m.group(2), where)
                 if label == "TRUSTED CERTIFICATE":
                     # OpenSSL's trusted form appends trust settings after the certificate.
-                    der = der[: _der_length(der, where)]
+                    der = der[: _total_length(der, where)]
                 certs.append(Certificate.from_der(der, source=where))
             elif label in ("PKCS7", "CMS"):
                 certs.extend(_pkcs7_der(_b64(m.group(2), where), where))
@@ -156,21 +158,19 @@ def _b64(body: bytes, where: str) -> bytes:
         raise ParseError(where, "bad base64 in PEM block") from None
 
 
-def _der_length(der: bytes, where: str) -> int:
+def _total_length(data: bytes, where: str) -> int:
     """Total length of the outer DER TLV, so trailing bytes can be cut or detected."""
-    if len(der) < 2 or der[0] != 0x30:
+    if len(data) < 2 or data[0] != 0x30:
         raise ParseError(where, "not a DER SEQUENCE")
-    first = der[1]
-    if first < 0x80:
-        return 2 + first
-    n = first & 0x7F
-    if n == 0 or n > 4 or len(der) < 2 + n:
-        raise ParseError(where, "bad DER length")
-    return 2 + n + int.from_bytes(der[2 : 2 + n], "big")
+    try:
+        _tag, start, length = der_header(data)
+    except DERError:
+        raise ParseError(where, "bad DER length") from None
+    return start + length
 
 
 def _der_container(data: bytes, source: str, password: bytes | None) -> Parsed:
-    total = _der_length(data, source)
+    total = _total_length(data, source)
     if total > len(data):
         raise ParseError(source, f"truncated DER: header says {total} bytes, have {len(data)}")
     head = data[:64]
@@ -190,8 +190,11 @@ def _der_container(data: bytes, source: str, password: bytes | None) -> Parsed:
 
 def _looks_like_pfx(data: bytes) -> bool:
     # PFX ::= SEQUENCE { version INTEGER (3), authSafe ContentInfo, ... }
-    inner = data[2 + (data[1] & 0x7F if data[1] & 0x80 else 0):]
-    return inner[:3] == b"\x02\x01\x03"
+    try:
+        _tag, start, _length = der_header(data)
+    except DERError:
+        return False
+    return data[start : start + 3] == b"\x02\x01\x03"
 
 
 def _pkcs7_der(der: bytes, where: str) -> list[Certificate]:

@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from acme_client import jws_object, public_jwk
 from certwarden.acme import jws
-from certwarden.acme.client import jws_object, public_jwk
 from certwarden.acme.limits import RateLimit, RateLimiter
 from certwarden.acme.nonces import NoncePool
 from certwarden.acme.problems import STATUS, AcmeProblem, ProblemType

@@ -13,9 +13,9 @@ from cryptography.x509 import ocsp
 from certwarden.ca import Authority, CertStatus, MemoryLedger, SignerError
 from certwarden.ca.errors import RequestRefused
 from certwarden.ca.hierarchy import init_ca
-from certwarden.ca.keys import KeyAlgorithm
 from certwarden.ca.policy import CaConfig, NamePolicy
 from certwarden.ca.publish import Publisher
+from certwarden.x509.keys import KeyAlgorithm
 
 MakeCsr = Callable[..., bytes]
 

@@ -8,15 +8,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from certwarden.ca import der
-from certwarden.ca.keys import (
-    KeyAlgorithm,
-    encrypt_pkcs8,
-    generate_private_key,
-    load_key_file,
-    write_key_file,
-)
+from certwarden.ca.keys import load_key_file, write_key_file
 from certwarden.errors import PasswordError, UsageError
+from certwarden.x509 import der
+from certwarden.x509.keys import KeyAlgorithm, encrypt_pkcs8, generate_private_key
 
 
 @pytest.mark.parametrize("alg", list(KeyAlgorithm))

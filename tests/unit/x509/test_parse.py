@@ -18,16 +18,16 @@ from certwarden.x509 import create as mk
 
 
 @pytest.fixture(scope="module")
-def chain() -> tuple[mk.Issued, mk.Issued]:
+def chain() -> tuple[mk.CertifiedKey, mk.CertifiedKey]:
     ca = mk.dev_ca("Parse CA")
     return ca, mk.leaf(ca, ["parse.test"])
 
 
-def _crypto(issued: mk.Issued) -> cx509.Certificate:
+def _crypto(issued: mk.CertifiedKey) -> cx509.Certificate:
     return cx509.load_der_x509_certificate(issued.certificate.der)
 
 
-def test_pem_many_blocks_with_text_around(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_pem_many_blocks_with_text_around(chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     ca, leaf = chain
     data = ("subject=CN = parse.test\nsome text a tool printed\n" + leaf.certificate.pem()
             + "\n# comment between\n" + ca.certificate.pem() + "trailing words\n").encode()
@@ -37,14 +37,15 @@ def test_pem_many_blocks_with_text_around(chain: tuple[mk.Issued, mk.Issued]) ->
                                                        ca.certificate.sha256]
 
 
-def test_bad_block_is_skipped_and_named(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_bad_block_is_skipped_and_named(chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     bad = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n"
     parsed = parse_bytes(bad + chain[0].certificate.pem().encode(), source="mixed.pem")
     assert parsed.certificates == (chain[0].certificate,)
     assert parsed.problems == ("PEM block 1: bad base64 in PEM block",)
 
 
-def test_pem_with_key_reports_key_facts_not_the_key(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_pem_with_key_reports_key_facts_not_the_key(
+        chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     _, leaf = chain
     parsed = parse_bytes(leaf.certificate.pem().encode() + leaf.key_pem(), source="pair.pem")
     assert len(parsed.keys) == 1
@@ -55,7 +56,7 @@ def test_pem_with_key_reports_key_facts_not_the_key(chain: tuple[mk.Issued, mk.I
     assert enc.keys[0].spki_sha256 is None
 
 
-def test_der_and_base64_der(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_der_and_base64_der(chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     _, leaf = chain
     der = parse_bytes(leaf.certificate.der)
     assert der.format is Format.DER
@@ -65,7 +66,8 @@ def test_der_and_base64_der(chain: tuple[mk.Issued, mk.Issued]) -> None:
 
 
 @pytest.mark.parametrize("encoding", [serialization.Encoding.PEM, serialization.Encoding.DER])
-def test_pkcs7(chain: tuple[mk.Issued, mk.Issued], encoding: serialization.Encoding) -> None:
+def test_pkcs7(chain: tuple[mk.CertifiedKey, mk.CertifiedKey],
+               encoding: serialization.Encoding) -> None:
     ca, leaf = chain
     data = pkcs7.serialize_certificates([_crypto(leaf), _crypto(ca)], encoding)
     parsed = parse_bytes(data, source="bundle.p7b")
@@ -73,7 +75,8 @@ def test_pkcs7(chain: tuple[mk.Issued, mk.Issued], encoding: serialization.Encod
                                                        ca.certificate.sha256}
 
 
-def test_pkcs12_password_right_wrong_missing(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_pkcs12_password_right_wrong_missing(
+        chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     ca, leaf = chain
     p12 = pkcs12.serialize_key_and_certificates(
         b"leaf", leaf.key, _crypto(leaf), [_crypto(ca)],  # type: ignore[arg-type]
@@ -88,7 +91,7 @@ def test_pkcs12_password_right_wrong_missing(chain: tuple[mk.Issued, mk.Issued])
         parse_bytes(p12, source="leaf.p12")
 
 
-def test_pkcs12_without_password(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_pkcs12_without_password(chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     _, leaf = chain
     p12 = pkcs12.serialize_key_and_certificates(
         None, leaf.key, _crypto(leaf), None, serialization.NoEncryption())  # type: ignore[arg-type]
@@ -96,7 +99,7 @@ def test_pkcs12_without_password(chain: tuple[mk.Issued, mk.Issued]) -> None:
     assert parsed.certificates[0] == leaf.certificate
 
 
-def test_java_keystore(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_java_keystore(chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     # pyjks writes JKS only; JCEKS is made by the real keytool in tests/peer.
     ca, _leaf = chain
     entry = jks.TrustedCertEntry.new("ca", ca.certificate.der)
@@ -128,7 +131,7 @@ def test_bad_input_is_one_line_parse_error(name: str) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_truncated_der_names_the_lengths(chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_truncated_der_names_the_lengths(chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     der = chain[1].certificate.der
     with pytest.raises(ParseError, match="truncated DER"):
         parse_bytes(der[: len(der) // 2], source="cut.der")
@@ -147,8 +150,8 @@ def test_large_junk_file_is_refused_quickly(tmp_path: Path) -> None:
         read_source(str(huge))
 
 
-def test_directory_walk_keeps_going_past_bad_files(tmp_path: Path,
-                                                   chain: tuple[mk.Issued, mk.Issued]) -> None:
+def test_directory_walk_keeps_going_past_bad_files(
+        tmp_path: Path, chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     ca, leaf = chain
     (tmp_path / "a.pem").write_text(leaf.certificate.pem())
     (tmp_path / "sub").mkdir()
@@ -168,7 +171,7 @@ def test_missing_file() -> None:
 
 
 def test_parse_with_passwords_tries_each_then_names_the_last_error(
-        chain: tuple[mk.Issued, mk.Issued]) -> None:
+        chain: tuple[mk.CertifiedKey, mk.CertifiedKey]) -> None:
     from certwarden.x509.parse import parse_with_passwords
 
     _, leaf = chain

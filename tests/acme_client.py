@@ -1,5 +1,6 @@
-"""A small async ACME client (httpx): the load client of ``bench/acme.py`` and the friendly
-client of our tests. ``post`` lets a test bend any header to play a hostile client.
+"""A small async ACME client (httpx): the friendly client of our tests and the load client
+of ``bench/acme.py`` (which puts ``tests/`` on its path). ``post`` lets a test bend any
+header to play a hostile client. Not part of the product: certwarden is the server.
 
 Account keys are ECDSA P-256 (ES256) unless another key is given; signatures are made with
 cryptography directly (joserfc is only needed to verify).
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
@@ -24,6 +25,7 @@ from certwarden.acme.jws import b64e, thumbprint
 from certwarden.errors import CertwardenError
 
 SigningKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+CsrKey = SigningKey | ed448.Ed448PrivateKey  # a certificate key may be one JWS cannot use
 
 
 class AcmeClientError(CertwardenError):
@@ -85,7 +87,7 @@ def jws_object(key: SigningKey, protected: Mapping[str, Any],
     return {"protected": p64, "payload": pl64, "signature": b64e(sig)}
 
 
-def make_csr(names: list[str], key: SigningKey | None = None) -> tuple[bytes, SigningKey]:
+def make_csr(names: list[str], key: CsrKey | None = None) -> tuple[bytes, CsrKey]:
     import ipaddress
 
     key = key or ec.generate_private_key(ec.SECP256R1())
@@ -98,7 +100,8 @@ def make_csr(names: list[str], key: SigningKey | None = None) -> tuple[bytes, Si
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-           .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()))
+           .sign(key, None if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+                 else hashes.SHA256()))
     return csr.public_bytes(serialization.Encoding.DER), key
 
 
@@ -211,7 +214,7 @@ class AcmeClient:
             await asyncio.sleep(self.poll_interval)
 
     async def issue(self, names: list[str], *, answer: Any, challenge_type: str = "http-01",
-                    csr_key: SigningKey | None = None, **order_extra: Any) -> tuple[str, Response]:
+                    csr_key: CsrKey | None = None, **order_extra: Any) -> tuple[str, Response]:
         """Full order: ``answer(token, key_authorization, name)`` publishes each response.
         Returns (PEM chain, final order)."""
         order = await self.new_order(names, **order_extra)
