@@ -11,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = (ROOT / ".." / "shared" / "corpora").resolve()
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# nginx_server, postfix_server, dovecot_server: real servers on loopback (see the module).
+pytest_plugins = ("tests.realservers",)
 
 
 def pytest_configure(config: pytest.Config) -> None:

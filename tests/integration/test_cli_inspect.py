@@ -150,9 +150,16 @@ def test_inspect_shows_findings_for_what_it_saw(tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     ss = mk.self_signed(["localhost"])
     with TLSServer(ss.certificate.pem(), ss.key_pem(), tmp_path / "srv") as srv:
+        assert main(["inspect", "--json", "--sni", "www.example.test",
+                     f"127.0.0.1:{srv.port}"]) == 0
+        [obj] = _json_lines(capsys.readouterr().out)
         assert main(["inspect", "--json", f"127.0.0.1:{srv.port}"]) == 0
-    [obj] = _json_lines(capsys.readouterr().out)
+        [by_ip] = _json_lines(capsys.readouterr().out)
     rules = {f["rule"] for f in obj["findings"]}  # type: ignore[union-attr]
-    # Served to a client that asked for 127.0.0.1: self-signed, and not its name.
+    # Served to a client that asked for www.example.test: self-signed, and not its name.
     assert {"self-signed", "hostname-mismatch"} <= rules
     assert "expired" not in rules
+    # Asked by bare IP without SNI there is no name to check (issue 11 item 10).
+    ip_rules = {f["rule"] for f in by_ip["findings"]}  # type: ignore[union-attr]
+    assert "self-signed" in ip_rules
+    assert "hostname-mismatch" not in ip_rules

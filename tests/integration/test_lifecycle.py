@@ -75,10 +75,13 @@ def test_replace_in_place_then_serve(estate: Path, capsys: pytest.CaptureFixture
                           hostname="localhost")
     assert result.valid, result.problems
     assert (etc / "web-key.pem").stat().st_mode & 0o777 == 0o600
-    [cert_backup] = etc.glob("web.pem.certwarden-*.bak")
-    [key_backup] = etc.glob("web-key.pem.certwarden-*.bak")
+    # Backups live in .certwarden-backup/ (issue 11: beside the files they were swept as
+    # live certificates), with the original modes.
+    [cert_backup] = (etc / ".certwarden-backup").glob("web.pem.*")
+    [key_backup] = (etc / ".certwarden-backup").glob("web-key.pem.*")
     assert read_source(str(cert_backup)).certificates[0] == old
     assert key_backup.stat().st_mode & 0o777 == 0o600
+    assert (etc / ".certwarden-backup").stat().st_mode & 0o777 == 0o700
     # The CA-issued certificate from another CA was left alone.
     assert "Someone else" in read_source(str(etc / "managed.pem")).certificates[0].issuer
 

@@ -43,6 +43,26 @@ def test_estate_shape(demo: DemoRun) -> None:
     assert len(private.chain) == 2  # issuing + root after the leaf: a complete private chain
     assert demo.assessment.suppressed == 1  # the printer's live exception
     assert not demo.assessment.errors
+    # Issue 11's shapes: a CA:TRUE self-signed leaf served, a correct private chain (leaf +
+    # intermediate, the root not sent), a name given per target.
+    req = next(s for s in tls if s.location.port == demo.ports["req-x509"])
+    assert req.certificate.is_ca
+    assert not req.chain
+    no_root = next(s for s in tls if s.location.port == demo.ports["private-chain-no-root"])
+    assert [c.subject_cn for c in no_root.chain] == ["Lab Issuing CA"]
+    named = next(s for s in tls if s.location.port == demo.ports["hostname-mismatch"])
+    assert named.location.sni == "www.demo.test"
+
+
+def test_the_rescan_of_other_ports_marks_nothing_gone(demo: DemoRun) -> None:
+    from certwarden.store.inventory import Inventory
+
+    with Inventory.open(f"sqlite:///{demo.folder.parent / 'inventory.db'}") as inv:
+        scans = [s for s in inv.scans() if s.kind == "net"]
+        assert len(scans) == 2
+        assert scans[0].targets[0] == scans[1].targets[0] == "127.0.0.1"  # the same host
+        assert [c.location for c in inv.changes() if c.change == "gone"] == []
+        assert {s.location.port for s in inv.sightings()} >= set(demo.ports.values())
 
 
 def test_everything_stopped_and_report_written(demo: DemoRun) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from certwarden.assess.finding import Finding, Rule, Scope, Severity
@@ -18,7 +18,7 @@ from certwarden.assess.policy import Policy, default_policy
 from certwarden.assess.rules import RULES, RULES_BY_ID
 from certwarden.assess.target import Estate, Target
 from certwarden.errors import CertwardenError
-from certwarden.records import LocationKind, Sighting
+from certwarden.records import Location, LocationKind, Sighting
 from certwarden.x509 import Certificate, Kind
 from certwarden.x509.revocation import RevocationIndex
 from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by, verify_chain
@@ -29,6 +29,14 @@ from certwarden.x509.verify import Problem, TrustStore, VerifyResult, issued_by,
 _SERVED_KINDS = frozenset({LocationKind.TLS, LocationKind.PCAP})
 _SELF_SIGNED = Kind.SELF_SIGNED
 _CHAIN_CACHE_MAX = 20_000  # chain shapes kept per run; an estate has far fewer issuers
+
+# "Will automation renew this certificate?" -- the hook for managed certificates (lifecycle
+# knows; assess must not import it). The default answers no for everything.
+Managed = Callable[[Certificate, Sighting | None], bool]
+
+
+def never_managed(cert: Certificate, sighting: Sighting | None) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,9 +88,11 @@ class Assessor:
     """Holds the policy, trust store and estate index; assesses one sighting at a time."""
 
     def __init__(self, *, policy: Policy, trust: TrustStore, estate: Estate,
-                 now: dt.datetime, revocations: RevocationIndex | None = None) -> None:
+                 now: dt.datetime, revocations: RevocationIndex | None = None,
+                 managed: Managed = never_managed) -> None:
         self.policy = policy
         self.revocations = revocations or None  # an empty index is no index
+        self.managed = managed
         self.trust = trust
         self.estate = estate
         self.now = now
@@ -151,7 +161,8 @@ class Assessor:
         target = Target(certificate=cert, sighting=sighting, estate=self.estate,
                         policy=self.policy, now=self.now, owner=owner,
                         chain=self._chain(sighting) if sighting else None,
-                        revocations=self.revocations)
+                        revocations=self.revocations,
+                        managed=self.managed(cert, sighting))
         served = (sighting is not None and sighting.location.kind in _SERVED_KINDS
                   and sighting.position == 0)  # as ``Target.served``
         out: list[Finding] = []
@@ -180,7 +191,8 @@ class Assessor:
             where = f"{self.policy.source}:{w.line}" if w.line else self.policy.source
             out.append(Finding(
                 rule=rule.id, severity=self.policy.severity_of(rule.id, rule.severity),
-                sha256=w.sha256, location=w.location,
+                # A finding always names a place: the waiver's locations, else the policy file.
+                sha256=w.sha256, location=w.location or Location.file(self.policy.source).uri,
                 message=f"exception for {w.label} (owner {w.owner}) expired on "
                         f"{w.expires:%Y-%m-%d}: {w.reason}",
                 evidence={"policy": where, "owner": w.owner,
@@ -192,8 +204,13 @@ class Assessor:
 def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate] = (),
            policy: Policy | None = None, trust: TrustStore | None = None,
            now: dt.datetime | None = None,
-           revocations: RevocationIndex | None = None) -> Assessment:
-    """Assess an inventory held in memory (see bench/assess.py for the streaming form)."""
+           revocations: RevocationIndex | None = None,
+           managed: Managed = never_managed) -> Assessment:
+    """Assess an inventory held in memory (see bench/assess.py for the streaming form).
+
+    ``managed`` says which certificates automation will renew (``expiring-soon`` is quiet
+    for them); by default none.
+    """
     policy = policy or default_policy()
     trust = trust if trust is not None else load_trust(policy)
     now = now or dt.datetime.now(dt.UTC)
@@ -204,7 +221,7 @@ def assess(sightings: Sequence[Sighting], *, certificates: Iterable[Certificate]
     unseen = [c for c in certificates if c.sha256 not in seen_certs and c.sha256 not in issuers]
     estate = Estate.build(sightings, unseen)
     assessor = Assessor(policy=policy, trust=trust, estate=estate, now=now,
-                        revocations=revocations)
+                        revocations=revocations, managed=managed)
     findings: list[Finding] = []
     errors: list[str] = []
     targets: list[tuple[Certificate, Sighting | None]] = [(s.certificate, s) for s in sightings]

@@ -61,7 +61,9 @@ class Finding:
     rule: str
     severity: Severity
     sha256: str | None  # None only for findings about the policy itself
-    location: str | None  # Location.uri, or None for a certificate with no sighting
+    # Location.uri (for a policy finding: the waiver's glob, else the policy file); None only
+    # for a certificate handed to ``assess`` with no sighting at all (`report` never does).
+    location: str | None
     message: str
     evidence: Mapping[str, str] = field(default_factory=dict)
     remediation: str = ""

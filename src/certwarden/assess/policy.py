@@ -25,8 +25,7 @@ DEFAULT_POLICY_YAML = """\
 # certwarden default policy. Copy it, change it, pass it with --policy FILE.
 version: 1
 thresholds:
-  expiring_soon_days: 30          # expiring-soon fires this many days before notAfter
-  never_expires_horizon_years: 10 # a leaf valid beyond now + this is "never expires"
+  expiring_soon_days: 30          # expiring-soon: a third of the lifetime left, at most this
   cert_sprawl_locations: 5        # the same certificate at this many locations or more
   min_rsa_bits: 2048              # NIST SP 800-131A / CA/B BR 6.1.5
   min_ec_bits: 256
@@ -59,7 +58,7 @@ class PolicyError(CertwardenError):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Thresholds:
     expiring_soon_days: int = 30
-    never_expires_horizon_years: int = 10
+    never_expires_horizon_years: int = 10  # accepted in old policies; no effect (issue 11)
     cert_sprawl_locations: int = 5
     min_rsa_bits: int = 2048
     min_ec_bits: int = 256

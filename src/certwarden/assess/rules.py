@@ -148,10 +148,19 @@ RULES: tuple[Rule, ...] = (
          citation=SEED, remediation="Issue a certificate per service."),
     Rule(id="private-key-exposed", title="Private key exposed", severity=_H, scope=_L,
          check=ru.private_key_exposed,
-         rationale="A key readable by others, or stored in clear, lets them impersonate the "
+         rationale="A key readable by group or world lets other users impersonate the "
                    "service.",
          citation=f"NIST SP 800-57 Part 1 §6.2.2; {SEED} ('Secure Key Storage')",
-         remediation="chmod 600 and owner-only; prefer an HSM or an encrypted key."),
+         remediation="chmod 600 and chown it to the service's user; then consider an HSM "
+                     "or an encrypted key."),
+    Rule(id="private-key-unencrypted", title="Private key stored unencrypted", severity=_Lo,
+         scope=_L, check=ru.private_key_unencrypted,
+         rationale="Readable only by its owner, but in clear: a copy of the file (a backup, "
+                   "a disk image, root) is the key.",
+         citation=f"NIST SP 800-57 Part 1 §6.2.2; {SEED} ('Secure Key Storage')",
+         remediation="Keep the key in an HSM or TPM (PKCS#11), or store it encrypted and "
+                     "give the service its passphrase at start from an agent or a credential "
+                     "store (nginx ssl_password_file, systemd-creds); keep the file 0600."),
     Rule(id="placeholder-subject", title="Placeholder subject", severity=_M, scope=_L,
          check=rc.placeholder_subject,
          rationale="Tool and appliance defaults mark certificates nobody configured.",

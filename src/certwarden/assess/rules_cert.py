@@ -15,7 +15,8 @@ from certwarden.x509.verify import Problem
 
 WEAK_HASHES = frozenset({"md2", "md4", "md5", "sha1"})
 MAX_SERIAL_OCTETS = 20  # RFC 5280 §4.1.2.2
-NEVER_YEAR = 9999  # RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration"
+# RFC 5280 §4.1.2.5: 99991231235959Z means "no well-defined expiration date".
+NEVER = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
 
 
 def _date(when: dt.datetime) -> str:
@@ -47,21 +48,39 @@ def not_yet_valid(t: Target) -> Iterator[Hit]:
 
 
 def expiring_soon(t: Target) -> Iterator[Hit]:
+    """Less than a third of the lifetime left, and never more than the policy's window.
+
+    ACME clients renew with a third of the lifetime left (certbot: 30 of 90 days); a
+    certificate past that point without a renewal is late. The policy's
+    ``expiring_soon_days`` caps the window for long-lived certificates, so a 398-day one is
+    flagged 30 days ahead, not 132. A 30-day leaf is flagged with 10 days left, not from
+    birth. A certificate that automation will renew (``Target.managed``) is not a finding.
+    """
     c = t.certificate
-    if c.not_after < t.now:
-        return  # already expired: not "soon"
-    days = t.policy.thresholds.expiring_soon_days
-    if c.not_after <= t.now + dt.timedelta(days=days):
+    if c.not_after < t.now or t.managed:
+        return  # already expired: not "soon"; managed: renewal is someone's job already
+    window = expiry_window(c.not_before, c.not_after, t.policy.thresholds.expiring_soon_days)
+    if c.not_after <= t.now + window:
         left = (c.not_after - t.now).days
+        days = window.days
         yield Hit(message=f"expires in {left} day(s), on {_day(c.not_after)} "
-                          f"(threshold {days} days)",
+                          f"(warned {days} day(s) ahead: a third of its lifetime, "
+                          f"at most {t.policy.thresholds.expiring_soon_days})",
                   evidence={"not_after": _date(c.not_after), "threshold_days": str(days)})
+
+
+def expiry_window(not_before: dt.datetime, not_after: dt.datetime,
+                  cap_days: int) -> dt.timedelta:
+    """How long before notAfter ``expiring-soon`` fires: a third of the lifetime, capped."""
+    third = (not_after - not_before) / 3
+    cap = dt.timedelta(days=cap_days)
+    return min(third, cap) if third > dt.timedelta(0) else cap
 
 
 def validity_too_long(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    if c.is_ca:
-        return  # leaves only
+    if not t.in_use_as_leaf:
+        return  # judged by what it is used as: a CA:TRUE certificate served as leaf counts
     not_before, not_after = c.not_before, c.not_after
     ceiling = schedule.max_validity_days(not_before)
     private = t.policy.thresholds.private_max_validity_days
@@ -71,8 +90,11 @@ def validity_too_long(t: Target) -> Iterator[Hit]:
     if schedule.exceeds(not_before, not_after, ceiling):
         if source is None:
             source = f"the CA/B ceiling for certificates issued {_day(not_before)}"
+        # The same rounding as the test (BR §6.3.2: any part of a day is another day), so the
+        # message never reads "200 days; the ceiling is 200 days".
         days = schedule.validity_days_rounded_up(not_before, not_after)
-        yield Hit(message=f"valid for {c.validity_days:.0f} days; {source} is {ceiling} days",
+        yield Hit(message=f"valid for {days} days (counting a started day as a day); "
+                          f"{source} is {ceiling} days",
                   evidence={"validity_days": str(days), "max_days": str(ceiling),
                             "not_before": _date(not_before), "not_after": _date(not_after)})
 
@@ -85,20 +107,15 @@ def _is_private(t: Target) -> bool:
 
 
 def never_expires(t: Target) -> Iterator[Hit]:
-    c = t.certificate
-    not_after = c.not_after
-    if not_after.year >= NEVER_YEAR:
-        yield Hit(message=f"notAfter is {_day(not_after)}: it never expires",
+    """Only RFC 5280's "no well-defined expiration date": notAfter 99991231235959Z.
+
+    A merely long validity (20 years) is ``validity-too-long``, not this.
+    """
+    not_after = t.certificate.not_after
+    if not_after == NEVER:
+        yield Hit(message="notAfter is 99991231235959Z: no well-defined expiration date "
+                          "(RFC 5280 §4.1.2.5), so it never expires",
                   evidence={"not_after": _date(not_after)})
-        return
-    if c.is_ca:
-        return  # leaves only
-    years = t.policy.thresholds.never_expires_horizon_years
-    if years >= 0 and not_after <= t.now:
-        return  # already past: beyond no horizon (spares building one)
-    if not_after > t.now + dt.timedelta(days=365 * years):
-        yield Hit(message=f"notAfter {_day(not_after)} is beyond the {years}-year horizon",
-                  evidence={"not_after": _date(not_after), "horizon_years": str(years)})
 
 
 # BR §6.1.5: the only curves a publicly-trusted certificate may use.
@@ -137,7 +154,7 @@ def weak_signature(t: Target) -> Iterator[Hit]:
     c = t.certificate
     if c.signature_hash not in WEAK_HASHES:
         return
-    if c.is_ca and t.self_signed:
+    if t.self_signed and not t.in_use_as_leaf:
         return  # a trust anchor's own signature is never checked by anyone (RFC 5280 §6.1)
     yield Hit(message=f"signed with {c.signature_hash.upper()} ({c.signature_algorithm})",
               evidence={"signature_algorithm": c.signature_algorithm})
@@ -152,7 +169,7 @@ def _for_tls_server(c: Certificate) -> bool:
 def missing_san(t: Target) -> Iterator[Hit]:
     c = t.certificate
     sans = c.sans
-    if sans.dns or sans.ip or c.is_ca:
+    if sans.dns or sans.ip or not t.in_use_as_leaf:
         return
     if _for_tls_server(c):
         cn = f" (only CN={c.subject_cn})" if c.subject_cn else ""
@@ -184,8 +201,8 @@ def _same_address(ip: IpAddress, text: str) -> bool:
 
 def wildcard(t: Target) -> Iterator[Hit]:
     c = t.certificate
-    if c.is_ca:
-        return  # leaves only
+    if not t.in_use_as_leaf:
+        return  # leaves only (a CA:TRUE certificate served as the leaf is one)
     dns = c.sans.dns
     names = [n for n in dns if n.startswith("*")] if dns else []
     if not names and not dns and c.subject_cn and c.subject_cn.startswith("*"):

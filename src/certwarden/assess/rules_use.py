@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from certwarden.assess.finding import Hit
 from certwarden.assess.target import Target
+from certwarden.records import KeyFile
 from certwarden.x509 import Kind
 from certwarden.x509.verify import DEFAULT_MAX_DEPTH, Problem, matches_hostname, path_depth
 
@@ -129,8 +130,8 @@ def incomplete_chain(t: Target) -> Iterator[Hit]:
 
 def hostname_mismatch(t: Target) -> Iterator[Hit]:
     name = t.client_name
-    if name is None or matches_hostname(t.certificate, name):
-        return
+    if name is None or not t.named or matches_hostname(t.certificate, name):
+        return  # reached by a bare IP without SNI: no name to check (the scan says so once)
     c = t.certificate
     if c.sans:
         names = ", ".join(c.sans.dns + c.sans.ip) or "no DNS or IP name"
@@ -147,20 +148,43 @@ def ca_cert_served_as_leaf(t: Target) -> Iterator[Hit]:
                   evidence={"basic_constraints": "CA:TRUE"})
 
 
-def private_key_exposed(t: Target) -> Iterator[Hit]:
+def _key_evidence(t: Target) -> tuple[KeyFile, dict[str, str]] | None:
     key = t.sighting.key if t.sighting else None
     if key is None:
-        return
-    mode = key.mode
+        return None
     ev = {"key_path": key.path, "encrypted": str(key.encrypted).lower()}
-    if mode is not None:
-        ev["mode"] = f"{mode & 0o777:04o}"
-    if mode is not None and mode & _GROUP_WORLD:
+    if key.mode is not None:
+        ev["mode"] = f"{key.mode & 0o777:04o}"
+    return key, ev
+
+
+def _exposed(key: KeyFile) -> bool:
+    return key.mode is not None and bool(key.mode & _GROUP_WORLD)
+
+
+def private_key_exposed(t: Target) -> Iterator[Hit]:
+    found = _key_evidence(t)
+    if found is None:
+        return
+    key, ev = found
+    if key.mode is not None and _exposed(key):
+        mode = key.mode & 0o777
         who = "world" if mode & 0o007 else "group"
-        yield Hit(message=f"private key {key.path} is readable by {who} (mode {mode & 0o777:04o})",
+        yield Hit(message=f"private key {key.path} is readable by {who} (mode {mode:04o})",
                   evidence=ev)
-    elif not key.encrypted:
-        yield Hit(message=f"private key {key.path} is stored unencrypted", evidence=ev)
+
+
+def private_key_unencrypted(t: Target) -> Iterator[Hit]:
+    """Owner-only but in clear: how nearly every server key is kept, so low, not exposed."""
+    found = _key_evidence(t)
+    if found is None:
+        return
+    key, ev = found
+    if not key.encrypted and not _exposed(key):
+        who = f" (owner {key.owner})" if key.owner else ""
+        yield Hit(message=f"private key {key.path} is readable only by its owner{who} but "
+                          "stored unencrypted: whoever gets the file (a backup, root) has it",
+                  evidence=ev)
 
 
 def shadow_certificate(t: Target) -> Iterator[Hit]:

@@ -123,19 +123,26 @@ def _discover(sandbox: Sandbox, folder: Path, workdir: Path,
     from certwarden.cli.report import read_inventory
     from certwarden.discovery.files import sweep
     from certwarden.discovery.net import Scanner, ScanOptions
-    from certwarden.discovery.targets import DEFAULT_PORTS, endpoints, read_targets
+    from certwarden.discovery.targets import endpoints, read_targets
     from certwarden.store.inventory import Inventory
 
     db = workdir / "inventory.db"
     if db.exists():
         db.unlink()  # a fresh inventory every run
     url = f"sqlite:///{db}"
-    targets = [f"{HOST}:{port}" for _, port in sandbox.endpoints()]
+    # Two scans of the same host: most ports first, then the other ports (the rescan must
+    # not mark the first scan's locations gone). Services clients reach by name: NAME@.
+    named = [f"{svc.sni}@{HOST}:{port}" for svc, port in sandbox.endpoints() if svc.sni]
+    first = tuple(p for svc, p in sandbox.endpoints() if not svc.sni and not svc.rescan)
+    later = tuple(p for svc, p in sandbox.endpoints() if not svc.sni and svc.rescan)
     options = ScanOptions(connect_timeout=5, handshake_timeout=5)
     with Inventory.open(url) as inv:
-        with inv.record("net", targets) as rec:
-            eps = endpoints(read_targets(targets), DEFAULT_PORTS)
-            asyncio.run(rec.stream(Scanner(options).scan(eps)))
+        for targets, ports in (([HOST, *named], first), ([HOST], later)):
+            if not ports:
+                continue
+            with inv.record("net", targets) as rec:
+                eps = endpoints(read_targets(targets), ports)
+                asyncio.run(rec.stream(Scanner(options).scan(eps)))
         with inv.record("files", [str(folder)]) as rec:
             rec.add_all(sweep([str(folder)]))
     sightings, certificates, _ = read_inventory(url)

@@ -31,6 +31,8 @@ class Service:
     chain: tuple[Forged, ...] = ()  # sent after the leaf
     expected: frozenset[str] = frozenset()
     starttls: str | None = None  # "smtp"
+    sni: str | None = None  # scanned as ``sni@127.0.0.1:port`` (the name clients use)
+    rescan: bool = False  # found by the second scan, of other ports of the same host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,24 +108,33 @@ def build_estate(now: dt.datetime | None = None, *, crl_url: str | None = None) 
                 chain=(issuing,), expected=_rules("weak-key")))
     add(Service(name="weak-signature", leaf=leaf("sha1.demo.test", hash_name="sha1"),
                 chain=(issuing,), expected=_rules("weak-signature")))
+    # Reached by IP without SNI: no name to check, so no hostname-mismatch (issue 11).
     add(Service(name="missing-san", leaf=leaf(HOST, sans=()), chain=(issuing,),
-                expected=_rules("missing-san", "hostname-mismatch")))
+                expected=_rules("missing-san")))
     add(Service(name="cn-not-in-san", leaf=leaf("legacy.demo.test",
                                                 sans=("app.demo.test", *IP_SAN)),
                 chain=(issuing,), expected=_rules("cn-not-in-san")))
     add(Service(name="wildcard", leaf=leaf("*.demo.test"), chain=(issuing,),
                 expected=_rules("wildcard")))
     add(Service(name="hostname-mismatch", leaf=leaf("db.demo.test", sans=("db.demo.test",)),
-                chain=(issuing,), expected=_rules("hostname-mismatch")))
+                chain=(issuing,), sni="www.demo.test", expected=_rules("hostname-mismatch")))
     add(Service(name="ca-as-leaf", leaf=leaf("ca.demo.test", ca=True), chain=(issuing,),
                 expected=_rules("ca-cert-served-as-leaf")))
     add(Service(name="incomplete-chain", leaf=leaf("partial.demo.test"),
                 expected=_rules("incomplete-chain")))
     add(Service(name="private-chain", leaf=leaf("lab.demo.test", issuer=lab_issuing),
                 chain=(lab_issuing, lab_root), expected=_rules("untrusted-chain")))
-    # Leaf + intermediate, the root left out (as servers should): untrusted, not incomplete.
+    # Configured correctly: leaf + intermediate, the root left out (clients hold it). The Lab
+    # root is not trusted here, so untrusted-chain (naming it), not incomplete-chain.
     add(Service(name="private-chain-no-root", leaf=leaf("lab2.demo.test", issuer=lab_issuing),
-                chain=(lab_issuing,), expected=_rules("untrusted-chain")))
+                chain=(lab_issuing,), rescan=True,
+                expected=_rules("untrusted-chain")))
+    # What `openssl req -x509 -days 825` makes: self-signed AND CA:TRUE, served as the leaf;
+    # judged as the leaf it is used as (issue 11).
+    add(Service(name="req-x509", leaf=forge(subject="CN=intranet.demo.test", ca=True,
+                sans=("intranet.demo.test", *IP_SAN), not_before=nb, days=825),
+                rescan=True, expected=_rules("self-signed", "ca-cert-served-as-leaf",
+                                             "validity-too-long")))
     long_chain = [issuing]
     for i in range(9):  # nine intermediates: one more than verifiers build
         long_chain.append(forge(subject=f"CN=Demo Tier {i},O=Demo Corp", sans=(), ca=True,
@@ -162,6 +173,8 @@ def build_estate(now: dt.datetime | None = None, *, crl_url: str | None = None) 
     f = e.files.append
     f(FileItem(name="app.pem", cert=leaf("files.demo.test"), key_mode=0o644,
                expected=_rules("private-key-exposed")))
+    f(FileItem(name="api.pem", cert=leaf("api.demo.test"), key_mode=0o600,
+               expected=_rules("private-key-unencrypted")))
     f(FileItem(name="demo-root.pem", cert=root))
     f(FileItem(name="root-with-eku.pem", cert=forge(
         subject="CN=Appliance Root,O=Demo Corp", sans=(), ca=True, eku=("serverAuth",),

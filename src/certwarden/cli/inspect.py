@@ -98,7 +98,7 @@ def inspect_cmd(sources: tuple[str, ...], as_json: bool, trust: str | None,
         raise UsageError("--crl is honoured when verifying: give --trust too")
     crls = [_read_crl(p) for p in crl_paths]
     verdicts = _verify(parsed, trust, sni, crls) if trust else {}
-    findings = _findings(parsed, trust, policy_path)
+    findings = _findings(parsed, trust, policy_path, sni)
     if as_json:
         _print_json(parsed, verdicts, findings)
     else:
@@ -137,7 +137,7 @@ def _verify(parsed: list[Parsed], trust: str, sni: str | None, crls: list[Crl],
     return out
 
 
-def _sightings(p: Parsed) -> list[Sighting]:
+def _sightings(p: Parsed, sni: str | None = None) -> list[Sighting]:
     from certwarden.records import Location, Sighting
 
     now = dt.datetime.now(dt.UTC)
@@ -145,7 +145,7 @@ def _sightings(p: Parsed) -> list[Sighting]:
         from certwarden.discovery.tls_fetch import split_target
 
         host, port = split_target(p.source[6:])
-        loc = Location.tls(host, port)
+        loc = Location.tls(host, port, sni=sni if sni and sni != host else None)
     else:
         loc = Location.file(p.source)
     leaf_first = p.source.startswith("tls://")
@@ -155,14 +155,14 @@ def _sightings(p: Parsed) -> list[Sighting]:
 
 
 def _findings(parsed: list[Parsed], trust: str | None, policy_path: str | None,
-              ) -> dict[str, list[Finding]]:
+              sni: str | None = None) -> dict[str, list[Finding]]:
     """Findings per certificate SHA-256 for what was just read (no inventory needed)."""
     from certwarden.assess import RULE_IDS, default_policy, findings_by_location, load_policy
     from certwarden.x509.verify import TrustStore
 
     policy = load_policy(policy_path, known_rules=RULE_IDS) if policy_path else default_policy()
     store = TrustStore.load(trust) if trust else None
-    sightings = [s for p in parsed for s in _sightings(p)]
+    sightings = [s for p in parsed for s in _sightings(p, sni)]
     by_cert: dict[str, list[Finding]] = {}
     for found in findings_by_location(sightings, policy=policy, trust=store).values():
         for f in found:

@@ -66,9 +66,11 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
     ledger = SqlLedger.open(db)
     ours = frozenset(Certificate.from_der(i.certificate_der).subject for i in ledger.issuers())
     with Inventory.open(db) as inventory:
-        sightings = [s for s in inventory.sightings() if not locations
+        every = list(inventory.sightings())
+        sightings = [s for s in every if not locations
                      or any(fnmatch.fnmatchcase(s.location.uri, g) for g in locations)]
-        items = rp.plan(sightings, selection=rp.Selection(selection), our_issuers=ours)
+        items = rp.plan(sightings, selection=rp.Selection(selection), our_issuers=ours,
+                        issuers=rp.issuer_names(every))
         if dry_run or not items:
             results = [rp.Result(item=i, status=rp.Status.PLANNED if i.action is not rp.Action.SKIP
                                  else rp.Status.SKIPPED) for i in items]

@@ -82,10 +82,14 @@ def run_assessment(db_url: str, policy: Policy, trust_spec: str | None = None,
     from certwarden.assess import assess, load_trust
 
     trust = load_trust(policy, spec=trust_spec, own=own_ca_anchors(db_url))
-    sightings, certificates, owners = read_inventory(db_url)
-    revocations = revocations_for(db_url, policy, sightings, certificates)
-    return assess(sightings, certificates=certificates, policy=with_owners(policy, owners),
-                  trust=trust, revocations=revocations)
+    sightings, _, owners = read_inventory(db_url)
+    # Only what present locations hold now: a certificate no longer at any location (replaced,
+    # or its location gone) is history (`inventory list --all`), and a finding about it
+    # could name no location (issue 11: "location": null).
+    present = list({s.certificate.sha256: s.certificate for s in sightings}.values())
+    revocations = revocations_for(db_url, policy, sightings, present)
+    return assess(sightings, policy=with_owners(policy, owners), trust=trust,
+                  revocations=revocations)
 
 
 def with_owners(policy: Policy, owners: dict[str, tuple[str, str | None]]) -> Policy:

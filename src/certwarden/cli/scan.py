@@ -55,17 +55,22 @@ class _Shown:
 
     def __init__(self, keep_json: bool) -> None:
         from certwarden.discovery.net import REACHED
+        from certwarden.discovery.targets import is_ip
 
         self.reached = REACHED
+        self.is_ip = is_ip
         self.keep_json = keep_json
         self.json: list[dict[str, Any]] = []
         self.json_uri: list[str] = []  # location of each JSON object, for its findings
         self.seen: list[Sighting] = []  # this scan's leaves, judged when it ends
+        self.unnamed = 0
 
     def __call__(self, probe: _Probe, item: Sighting | Outcome) -> None:
         r = probe.raw
         if isinstance(item, Sighting):
             self.seen.append(item)
+            if item.location.sni is None and self.is_ip(r.endpoint.host):
+                self.unnamed += 1  # reached by bare IP without SNI: no name was checked
             certs, status, reason = (item.certificate, *item.chain), OutcomeStatus.OK, None
         else:
             certs, status, reason = (), item.status, item.reason
@@ -125,7 +130,8 @@ async def _counted(results: AsyncIterator[ProbeResult], progress: Progress | Non
 @click.option("--ports", "ports_text", default=None, metavar="LIST",
               help="Ports: 443,8443,1000-1010 (default: common TLS and STARTTLS ports).")
 @click.option("--sni", "snis", multiple=True, metavar="NAME",
-              help="Server name to send (repeat to try several per endpoint).")
+              help="Server name to send on targets without their own NAME@ (repeat to try "
+                   "several per endpoint).")
 @click.option("--starttls", "starttls", default="auto", show_default=True,
               type=VocabularyChoice(_starttls_choices, case_sensitive=False),
               help="auto: by port and by banner; none: implicit TLS only; or one protocol.")
@@ -149,7 +155,8 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
              snis: tuple[str, ...], starttls: str, concurrency: int, rate_text: str | None,
              timeout: float, retries: int, json_out: str | None, ocsp_staple: bool,
              trust: str | None) -> None:
-    """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file."""
+    """Discover TLS endpoints. TARGET: host, IP, CIDR, a.b.c.d-e, host:port, @file;
+    NAME@TARGET sends (and checks) NAME as the SNI on that target's ports only."""
     import asyncio
 
     from rich.console import Console
@@ -211,6 +218,9 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
         emit_json(shown.json, json_out)
     if json_out != "-":
         _print_findings(findings)
+        if shown.unnamed:
+            click.echo(f"note: {shown.unnamed} endpoint(s) reached by IP address without SNI: "
+                       "names were not checked (scan NAME@ADDRESS or give --sni NAME)")
         detail = ", ".join(f"{v} {k}" for k, v in sorted(rec.outcomes.items())
                            if k is not OutcomeStatus.OK)
         click.echo(f"scan {rec.scan_id}: {total} endpoint(s) in {elapsed:.1f}s, "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pwd
+import re
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ from certwarden.x509.parse import parse_with_passwords
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024
 PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+# Where ``certwarden replace --apply`` keeps the files it swapped out: the sweep never walks
+# into it (backups are not live certificates), unless it is itself a root given to sweep.
+BACKUP_DIR = ".certwarden-backup"
+# Backups beside the live file, as certwarden wrote them before BACKUP_DIR: NAME.certwarden-TS.bak
+_LEGACY_BACKUP = re.compile(r"\.certwarden-\d{8}T\d{6}Z(-\d+)?\.bak$")
 HINT_EXTENSIONS = frozenset({".crt", ".cer", ".cert", ".der", ".pem", ".p7b", ".p7c", ".pfx",
                              ".p12", ".jks", ".keystore", ".truststore", ".b64"})
 _JKS = (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce")
@@ -66,6 +72,12 @@ def _owner(uid: int) -> str:
         return str(uid)
 
 
+def is_backup(path: str) -> bool:
+    """A copy certwarden kept of a replaced file: never a live certificate or key."""
+    parts = path.split(os.sep)
+    return BACKUP_DIR in parts[:-1] or _LEGACY_BACKUP.search(parts[-1]) is not None
+
+
 def _skip_root(path: str) -> bool:
     real = os.path.realpath(path)
     return any(real == p or real.startswith(p + "/") for p in PSEUDO_ROOTS)
@@ -76,9 +88,10 @@ def walk(roots: Sequence[str]) -> Iterator[tuple[str, os.stat_result] | Outcome]
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
     stack = [os.path.abspath(r) for r in reversed(roots)]
+    given = set(stack)
     while stack:
         path = stack.pop()
-        if _skip_root(path):
+        if _skip_root(path) or (path not in given and _is_backup_entry(path)):
             continue
         try:
             st = os.stat(path)  # follows symlinks; a dangling one fails here
@@ -105,6 +118,11 @@ def walk(roots: Sequence[str]) -> Iterator[tuple[str, os.stat_result] | Outcome]
         elif stat.S_ISREG(st.st_mode) and ident not in seen_files:
             seen_files.add(ident)
             yield path, st
+
+
+def _is_backup_entry(path: str) -> bool:
+    name = os.path.basename(path)
+    return name == BACKUP_DIR or _LEGACY_BACKUP.search(name) is not None
 
 
 def _candidate(path: str, head: bytes) -> bool:

@@ -7,6 +7,7 @@ scanner learn which hosts are dead before it has queued every port of one of the
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterator, Sequence
@@ -64,6 +65,7 @@ class TargetSpec:
     hosts: tuple[str, ...] | ipaddress.IPv4Network | ipaddress.IPv6Network | range
     prefix: str = ""  # for a.b.c.d-e ranges
     port: int | None = None
+    sni: str | None = None  # NAME@TARGET: the name to send on every port of this target only
 
     def __len__(self) -> int:
         if isinstance(self.hosts, ipaddress.IPv4Network | ipaddress.IPv6Network):
@@ -107,10 +109,24 @@ def parse_ports(text: str) -> tuple[int, ...]:
 
 
 def parse_target(text: str) -> TargetSpec:
-    """One target: hostname, IPv4/IPv6, CIDR, a.b.c.d-e, host:port, [v6]:port."""
+    """One target: hostname, IPv4/IPv6, CIDR, a.b.c.d-e, host:port, [v6]:port.
+
+    ``NAME@TARGET`` sends NAME as the SNI (and checks it as the name) on every port of that
+    target, and only there: ``app.internal@10.0.0.5:8443``.
+    """
     t = text.strip()
     if not t:
         raise UsageError("empty target")
+    if "@" in t:
+        name, _, rest = t.partition("@")
+        name = name.strip().rstrip(".").lower()
+        if not name or not _HOSTNAME.match(name) or is_ip(name):
+            raise UsageError(f"target {text!r}: NAME@TARGET needs a host name before @ "
+                             "(an SNI cannot be an IP address)")
+        spec = parse_target(rest)
+        if spec.sni is not None:
+            raise UsageError(f"target {text!r}: one NAME@ per target")
+        return dataclasses.replace(spec, text=text, sni=name)
     port: int | None = None
     if t.startswith("["):
         end = t.find("]")
@@ -191,7 +207,7 @@ def read_targets(items: Sequence[str]) -> list[TargetSpec]:
     return out
 
 
-def _is_ip(host: str) -> bool:
+def is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -202,7 +218,7 @@ def _is_ip(host: str) -> bool:
 def count_endpoints(specs: Sequence[TargetSpec], ports: Sequence[int],
                     snis: Sequence[str] = ()) -> int:
     per = max(1, len(snis))
-    return sum(len(s) * (1 if s.port else len(ports)) for s in specs) * per
+    return sum(len(s) * (1 if s.port else len(ports)) * (1 if s.sni else per) for s in specs)
 
 
 def endpoints(specs: Sequence[TargetSpec], ports: Sequence[int], *,
@@ -232,6 +248,8 @@ def _endpoints(specs: Sequence[TargetSpec], ports: Sequence[int], *, snis: Seque
                 break
             for port in spec_ports:
                 for host in chunk:
-                    names: Sequence[str | None] = snis or (None if _is_ip(host) else host,)
+                    # A target's own NAME@ wins; --sni applies to the targets without one.
+                    names: Sequence[str | None] = (
+                        (spec.sni,) if spec.sni else snis or (None if is_ip(host) else host,))
                     for sni in names:
                         yield Endpoint(host=host, port=port, sni=sni, starttls=starttls)

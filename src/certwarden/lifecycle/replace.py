@@ -13,7 +13,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -21,7 +21,9 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from certwarden.assess.target import used_as_leaf
 from certwarden.ca import Authority
+from certwarden.discovery.files import BACKUP_DIR, is_backup
 from certwarden.errors import CertwardenError
 from certwarden.records import LocationKind, Sighting
 from certwarden.store.inventory import Inventory
@@ -78,12 +80,36 @@ class Result:
                 "serial": self.serial, "new_sha256": self.new_sha256, "paths": list(self.paths)}
 
 
-def selected(cert: Certificate, selection: Selection, our_issuers: frozenset[str]) -> bool:
-    if cert.is_ca:
-        return False  # a CA certificate in a file is a trust anchor, not a served identity
+def selected(s: Sighting, selection: Selection, our_issuers: frozenset[str],
+             issuers: Set[str] = frozenset()) -> bool:
+    """A replacement candidate: used as a service's own certificate, and in ``selection``.
+
+    What it is used as decides, not basicConstraints (``assess.target.used_as_leaf``): the
+    CA:TRUE certificate that ``openssl req -x509`` makes is a candidate where nginx serves it
+    or where its key lies beside it; a CA certificate seen only as an issuer (``issuers``:
+    names that signed another certificate of the inventory) or in a trust bundle is not.
+    Our own CA's certificates and certwarden's backups never are.
+    """
+    cert = s.certificate
+    if s.position != 0 or (cert.is_ca and cert.subject in our_issuers):
+        return False
+    if s.location.kind is LocationKind.FILE and s.location.path and is_backup(s.location.path):
+        return False
+    if not used_as_leaf(cert, s, issuers):
+        return False
     if selection is Selection.SELF_SIGNED:
         return cert.kind in (Kind.SELF_SIGNED, Kind.SELF_ISSUED)
     return cert.issuer not in our_issuers
+
+
+def issuer_names(sightings: Iterable[Sighting]) -> frozenset[str]:
+    """Names that signed another certificate in ``sightings`` (their leaves and chains)."""
+    out: set[str] = set()
+    for s in sightings:
+        for c in (s.certificate, *s.chain):
+            if not c.self_issued:
+                out.add(c.issuer)
+    return frozenset(out)
 
 
 def names_for(s: Sighting) -> tuple[str, ...]:
@@ -107,13 +133,19 @@ def _is_name(text: str) -> bool:
 
 
 def plan(sightings: Iterable[Sighting], *, selection: Selection = Selection.SELF_SIGNED,
-         our_issuers: frozenset[str] = frozenset()) -> list[PlanItem]:
+         our_issuers: frozenset[str] = frozenset(),
+         issuers: frozenset[str] | None = None) -> list[PlanItem]:
+    """``issuers``: names that signed something in the whole inventory (default: computed
+    from ``sightings``; pass it when ``sightings`` is a filtered part of the inventory)."""
+    sightings = list(sightings)
+    if issuers is None:
+        issuers = issuer_names(sightings)
     items: list[PlanItem] = []
     seen: set[str] = set()
     for s in sightings:
         if s.position != 0 or s.location.uri in seen:
             continue
-        if not selected(s.certificate, selection, our_issuers):
+        if not selected(s, selection, our_issuers, issuers):
             continue
         seen.add(s.location.uri)
         names = names_for(s)
@@ -234,16 +266,31 @@ def _swap_files(item: PlanItem, chain_pem: str, leaf_der: bytes, key_pem: bytes,
     cert_path, key_path = Path(loc.path), Path(key.path)
     old_cert, old_key = cert_path.read_bytes(), key_path.read_bytes()
     cert_st, key_st = cert_path.stat(), key_path.stat()
-    backup_cert = cert_path.with_name(f"{cert_path.name}.certwarden-{stamp}.bak")
-    backup_key = key_path.with_name(f"{key_path.name}.certwarden-{stamp}.bak")
-    _write(backup_cert, old_cert, cert_st.st_mode & 0o777)
-    _write(backup_key, old_key, 0o600)
+    # Backups go where the file sweep does not look (BACKUP_DIR), with the original mode and
+    # owner: beside the live files they were swept as live self-signed certificates and
+    # exposed keys, and planned for replacement themselves (issue 11).
+    for path, data, st in ((cert_path, old_cert, cert_st), (key_path, old_key, key_st)):
+        _write(backup_path(path, stamp), data, st.st_mode & 0o777,
+               owner=(st.st_uid, st.st_gid))
     new_cert = leaf_der if old_cert.startswith(b"\x30") else chain_pem.encode()
     # The key first: a service restarted between the two writes then fails loudly on a
     # mismatch instead of serving the old certificate with a key that no longer matches.
     _write(key_path, key_pem, 0o600, owner=(key_st.st_uid, key_st.st_gid))
     _write(cert_path, new_cert, cert_st.st_mode & 0o777, owner=(cert_st.st_uid, cert_st.st_gid))
     return str(cert_path), str(key_path)
+
+
+def backup_path(path: Path, stamp: str) -> Path:
+    """``DIR/.certwarden-backup/NAME.STAMP`` (the directory made 0700 if missing), where the
+    file sweep does not look. Never an existing file: two swaps within one second keep both
+    (``NAME.STAMP-2`` ...)."""
+    folder = path.parent / BACKUP_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    candidate, n = folder / f"{path.name}.{stamp}", 1
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{path.name}.{stamp}-{n}"
+    return candidate
 
 
 def _write(path: Path, data: bytes, mode: int, *, owner: tuple[int, int] | None = None) -> None:

@@ -5,8 +5,9 @@ that streams sightings and outcomes in committed batches (``batch_size``), so a 
 half-way keeps everything written before the last commit. Re-running a scan
 adds no duplicate certificate, location or sighting; it adds an observation row per
 sighting, moves ``last_seen`` forward and records changes (``new``, ``changed`` — another
-leaf now served at a location —, ``gone`` — a location a comparable earlier scan found and
-this one did not —, ``back``).
+leaf now served at a location —, ``gone`` — for a network scan, an endpoint it covered and
+did not find (``store/coverage.py``); for other sources, a location a comparable earlier scan
+found and this one did not —, ``back``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 
 from certwarden.errors import UsageError
 from certwarden.records import Location, Outcome, OutcomeStatus, Sighting
+from certwarden.store.coverage import gone_by_coverage
 from certwarden.store.db import make_engine, session_factory
 from certwarden.store.inventory_records import (
     Change,
@@ -152,7 +154,7 @@ class Inventory:
                 select(SightingRow.location_id).join(
                     ObservationRow, ObservationRow.sighting_id == SightingRow.id)
                 .where(ObservationRow.scan_id == scan_id)))
-            gone = self._gone_candidates(s, scan) - seen_now
+            gone = self._gone_candidates(s, scan, seen_now) - seen_now
             for loc_id in sorted(gone):
                 loc = s.get(LocationRow, loc_id)
                 if loc is None or loc.gone_at is not None:
@@ -163,7 +165,9 @@ class Inventory:
             scan.finished_at = now
             self._refresh_counts(s, scan)
 
-    def _gone_candidates(self, s: Session, scan: ScanRow) -> set[int]:
+    def _gone_candidates(self, s: Session, scan: ScanRow, seen_now: set[int]) -> set[int]:
+        if scan.kind == "net":  # by endpoint (host, port, SNI, STARTTLS), never by targets
+            return gone_by_coverage(s, scan.id, seen_now)
         # 1. what the latest earlier comparable scan (same kind, same targets) observed;
         prev = s.scalar(select(ScanRow.id).where(
             ScanRow.kind == scan.kind, ScanRow.targets_key == scan.targets_key,

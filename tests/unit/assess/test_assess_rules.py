@@ -147,18 +147,29 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
         [lambda: tls(good(not_before=NOW + 5 * DAY))],
         [lambda: tls(good())]),
     "expiring-soon": (
-        [lambda: tls(good(not_before=NOW - 80 * DAY, days=90))],
-        [lambda: tls(good()), lambda: tls(good(not_before=NOW - 100 * DAY, days=50))]),
+        [lambda: tls(good(not_before=NOW - 80 * DAY, days=90)),
+         lambda: tls(good(not_before=NOW - 25 * DAY, days=30))],  # 5 of 30 days left
+        [lambda: tls(good()), lambda: tls(good(not_before=NOW - 100 * DAY, days=50)),
+         # issue 11: a 30-day leaf from our CA right after issue is not "expiring soon"
+         lambda: tls(good(not_before=NOW - dt.timedelta(hours=1), days=30))]),
     "validity-too-long": (
         [lambda: tls(good(not_before=NOW - 10 * DAY, days=201)),
-         lambda: tls(good(not_before=dt.datetime(2025, 1, 1, tzinfo=dt.UTC), days=399))],
+         lambda: tls(good(not_before=dt.datetime(2025, 1, 1, tzinfo=dt.UTC), days=399)),
+         # issue 11: `openssl req -x509` marks it CA:TRUE; served as the leaf it is one
+         lambda: tls(_REQ_X509_LONG, (), sni="wild.example.test"),
+         lambda: file(_REQ_X509_LONG, key=KeyFile(path="/etc/app/app.key", encrypted=False,
+                                                   mode=0o600)),
+         lambda: tls(good(days=365 * 20))],
         [lambda: tls(good(not_before=dt.datetime(2025, 1, 1, tzinfo=dt.UTC), days=397)),
          lambda: file(_ROOT, "/etc/ssl/certs/root.pem")]),
     "never-expires": (
         [lambda: file(forge(not_before=NOW - DAY,
-                            not_after=dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC))),
-         lambda: tls(good(days=365 * 12))],
-        [lambda: tls(good()), lambda: file(_ROOT, "/etc/ssl/certs/root.pem")]),
+                            not_after=dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)))],
+        [lambda: tls(good()), lambda: file(_ROOT, "/etc/ssl/certs/root.pem"),
+         # issue 11 (RFC 5280 §4.1.2.5): only 99991231235959Z has no expiry; a 20-year
+         # (or 12-year) certificate expires and is validity-too-long instead
+         lambda: tls(good(days=365 * 20)), lambda: tls(good(days=365 * 12)),
+         lambda: tls(good(not_after=dt.datetime(9999, 1, 1, tzinfo=dt.UTC)))]),
     "weak-key": (
         [lambda: tls(good(key="rsa1024")), lambda: tls(good(key="ec192")),
          lambda: tls(good(key="dsa2048")), lambda: tls(good(key="rsa2052")),
@@ -211,12 +222,16 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
          lambda: tls(good(subject="CN=0xcafe.example.test", sans=("0xcafe.example.test",)),
                      sni="0xcafe.example.test")]),
     "wildcard": (
-        [lambda: tls(good(sans=("*.example.test",), subject="CN=*.example.test"))],
-        [lambda: tls(good())]),
+        [lambda: tls(good(sans=("*.example.test",), subject="CN=*.example.test")),
+         lambda: tls(_REQ_X509_LONG, (), sni="wild.example.test")],
+        [lambda: tls(good()), lambda: tls(_INTER, (_ROOT,))]),
     "hostname-mismatch": (
-        [lambda: tls(good(), sni="db.example.test"), lambda: tls(good(), sni=None)],
+        [lambda: tls(good(), sni="db.example.test"),
+         lambda: tls(good(), host="db.example.test", sni=None)],
         [lambda: tls(good()), lambda: tls(good(sans=("127.0.0.1",), subject="CN=127.0.0.1"),
                                           sni=None),
+         # issue 11: reached by IP without SNI there is no name to check, so no mismatch
+         lambda: tls(good(), sni=None),
          lambda: tls(good(sans=("*.example.test",)), sni="app.example.test"),
          lambda: file(good(), "/srv/db.pem")]),
     "ca-cert-served-as-leaf": (
@@ -231,8 +246,18 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
     "private-key-exposed": (
         [lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=True, mode=0o644)),
          lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=False,
-                                          mode=0o600))],
+                                          mode=0o640))],
         [lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=True, mode=0o600)),
+         # issue 11: owner-only and unencrypted is private-key-unencrypted, not exposed
+         lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=False,
+                                          mode=0o600)),
+         lambda: file(good())]),
+    "private-key-unencrypted": (
+        [lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=False,
+                                          mode=0o600, owner="www-data"))],
+        [lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=True, mode=0o600)),
+         lambda: file(good(), key=KeyFile(path="/etc/app/app.key", encrypted=False,
+                                          mode=0o644)),
          lambda: file(good())]),
     "placeholder-subject": (
         [lambda: tls(good(subject="CN=app.example.test,O=Internet Widgits Pty Ltd")),
@@ -251,6 +276,9 @@ _CASES: dict[str, tuple[list[Vec], list[Vec]]] = {
         [lambda: tls(good())]),
 }
 _REUSE_KEY = make_key("ec256")
+# What `openssl req -x509 -days 7300 -subj /CN=*.example.test` makes: self-signed, CA:TRUE.
+_REQ_X509_LONG = forge(subject="CN=*.example.test", sans=("*.example.test",), ca=True,
+                       not_before=NOW - DAY, days=7300)
 
 
 def _built(subject: str, issuer: Forged | None, *, ca: bool,
@@ -387,6 +415,7 @@ def test_expired_exception_is_a_finding_and_silences_nothing() -> None:
     assert "exception-expired" in rules
     ex = next(f for f in loud.findings if f.rule == "exception-expired")
     assert ex.evidence["policy"] == "p.yaml:7"
+    assert ex.location == "file://p.yaml"  # named by sha256: the place is the policy file
     assert ex.owner == "web"
 
 
@@ -438,3 +467,67 @@ def test_findings_by_location_for_inspect_and_scan() -> None:
     out = findings_by_location([clean, selfs], trust=TRUST, now=NOW)
     assert out[clean.location.uri] == []
     assert {f.rule for f in out[selfs.location.uri]} == {"self-signed", "shadow-certificate"}
+
+
+def test_validity_message_rounds_as_the_ceiling_is_tested() -> None:
+    # 200 days and one second: over the 200-day ceiling, and the message must say so.
+    nb = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    s = tls(good(not_before=nb, not_after=nb + 200 * DAY + dt.timedelta(seconds=1)))
+    [msg] = run("validity-too-long", s)
+    assert msg.startswith("valid for 201 days"), msg
+    assert msg.endswith("is 200 days")
+    assert run("validity-too-long", tls(good(not_before=nb,
+                                             not_after=nb + 200 * DAY - dt.timedelta(seconds=1)))
+               ) == []
+
+
+def test_a_ca_true_self_signed_leaf_is_judged_as_the_leaf_it_is_used_as() -> None:
+    served = tls(_REQ_X509_LONG, (), sni="wild.example.test")
+    result = assess([served], trust=TRUST, now=NOW)
+    rules = {f.rule for f in result.findings}
+    assert {"self-signed", "validity-too-long", "wildcard", "ca-cert-served-as-leaf"} <= rules
+    assert "never-expires" not in rules  # 20 years is long, not "no expiry"
+    # The same certificate in a trust bundle (no key, not served) is trust, not a finding.
+    bundle = file(_REQ_X509_LONG, "/etc/ssl/certs/bundle.pem")
+    assert assess([bundle], trust=TRUST, now=NOW).findings == ()
+    # With its key beside it, but it signed a leaf we have seen: a CA in use, not a leaf.
+    signer = forge(subject="CN=Dev CA", sans=(), ca=True, not_before=NOW - DAY, days=3650)
+    leaf = good(issuer=signer)
+    ca_file = file(signer, "/srv/ca/ca.pem", key=KeyFile(path="/srv/ca/ca.key",
+                                                          encrypted=True, mode=0o600))
+    ca_rules = {f.rule for f in assess([ca_file, file(leaf, "/srv/app.pem")], trust=TRUST,
+                                       now=NOW).findings if f.location == ca_file.location.uri}
+    assert "self-signed" not in ca_rules
+    assert "validity-too-long" not in ca_rules
+
+
+def test_managed_certificates_are_not_expiring_soon() -> None:
+    s = tls(good(not_before=NOW - 80 * DAY, days=90))
+    assert "expiring-soon" in {f.rule for f in assess([s], trust=TRUST, now=NOW).findings}
+    quiet = assess([s], trust=TRUST, now=NOW, managed=lambda cert, sighting: True)
+    assert "expiring-soon" not in {f.rule for f in quiet.findings}
+
+
+def test_a_ca_true_file_is_a_leaf_only_with_the_services_key_beside_it() -> None:
+    from certwarden.assess.target import used_as_leaf
+
+    cert = _REQ_X509_LONG.certificate
+    key = KeyFile(path="/etc/ssl/private/web.key", encrypted=False, mode=0o600)
+    # Debian's layout: /etc/ssl/certs + /etc/ssl/private are siblings.
+    assert used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem", key=key), set())
+    assert used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/private/web.pem", key=key), set())
+    # The same certificate copied into the trust store pairs with the key by public key too,
+    # but a service does not read its own certificate from there.
+    trusted = file(_REQ_X509_LONG, "/usr/local/share/ca-certificates/web.crt", key=key)
+    assert not used_as_leaf(cert, trusted, set())
+    # Second in a bundle, without a key, or a name that signed something: not a leaf.
+    assert not used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem", key=key,
+                                       position=1), set())
+    assert not used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem"), set())
+    assert not used_as_leaf(cert, file(_REQ_X509_LONG, "/etc/ssl/certs/web.pem", key=key),
+                            {cert.subject})
+    # Served: a leaf whatever it signed; an issuer in a presented chain: never.
+    assert used_as_leaf(cert, tls(_REQ_X509_LONG, ()), {cert.subject})
+    inter = tls(good())
+    assert not used_as_leaf(_INTER.certificate, dataclasses.replace(
+        inter, certificate=_INTER.certificate, position=1), set())

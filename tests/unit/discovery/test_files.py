@@ -131,3 +131,18 @@ def test_owner_is_recorded(tmp_path: Path) -> None:
     except KeyError:
         expected = "65534"
     assert s.file_owner == expected
+
+
+def test_replace_backups_are_not_swept_unless_given(tmp_path: Path) -> None:
+    # Issue 11: replace's backups are not live certificates (nor findings, nor targets).
+    live, old = issue("live.files.test"), issue("old.files.test")
+    write_pem(tmp_path / "web.pem", live.pem)
+    (tmp_path / ".certwarden-backup").mkdir()
+    write_pem(tmp_path / ".certwarden-backup" / "web.pem.20261202T080000Z", old.pem)
+    write_pem(tmp_path / "web.pem.certwarden-20261101T000000Z.bak", old.pem)  # legacy
+    write_pem(tmp_path / "web.pem.certwarden-20261101T000000Z-2.bak", old.pem)
+    found, _ = _split(list(sweep([str(tmp_path)])))
+    assert [s.location.path for s in found] == [str(tmp_path / "web.pem")]
+    # Named as a root, a backup directory is swept: the user asked for it.
+    found, _ = _split(list(sweep([str(tmp_path / ".certwarden-backup")])))
+    assert [s.certificate.subject_cn for s in found] == ["old.files.test"]

@@ -103,3 +103,21 @@ def test_overlapping_targets_probe_once() -> None:
     eps = list(endpoints(specs, (443,)))
     assert sorted((e.host, e.port) for e in eps) == [("10.0.0.1", 443), ("10.0.0.2", 443),
                                                      ("::1", 443)]
+
+
+def test_sni_given_per_target_applies_to_that_targets_ports_only() -> None:
+    # issue 11 item 10: NAME@TARGET is that target's name; --sni is for the others.
+    specs = read_targets(["app.internal@127.0.0.1", "127.0.0.2:8443"])
+    eps = list(endpoints(specs, (443, 8443), snis=("global.test",)))
+    assert [(e.host, e.port, e.sni) for e in eps] == [
+        ("127.0.0.1", 443, "app.internal"), ("127.0.0.1", 8443, "app.internal"),
+        ("127.0.0.2", 8443, "global.test")]
+    assert count_endpoints(specs, (443, 8443), ("global.test",)) == len(eps)
+    assert [e.sni for e in endpoints(read_targets(["127.0.0.3"]), (443,))] == [None]
+
+
+@pytest.mark.parametrize("bad", ["@127.0.0.1", "10.0.0.1@127.0.0.1", "a@b@127.0.0.1",
+                                 "bad_name!@127.0.0.1"])
+def test_bad_per_target_sni(bad: str) -> None:
+    with pytest.raises(UsageError):
+        parse_target(bad)
