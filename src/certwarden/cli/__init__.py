@@ -20,11 +20,15 @@ import click
 from certwarden import __version__
 from certwarden.errors import CertwardenError, UsageError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 
 class Findings(Exception):  # noqa: N818 - a signal, not an error: findings at or above --fail-on
     """Raised by a command to make ``main`` exit 1 after output is written."""
+
+
+class ActionFailed(Exception):  # noqa: N818 - a signal: an action ran and failed (rolled back)
+    """Raised by a command after its output: ``main`` prints the one line and exits 3."""
 
 
 def fail(message: str) -> NoReturn:
@@ -86,6 +90,7 @@ COMMAND_MODULES = (
     "certwarden.cli.discover",
     "certwarden.cli.inventory",
     "certwarden.cli.lifecycle",
+    "certwarden.cli.managed",
     "certwarden.cli.acme",
 )
 
@@ -105,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli.main(args=args, prog_name="certwarden", standalone_mode=False)
     except Findings:
         return EXIT_FINDINGS
+    except ActionFailed as exc:
+        click.echo(f"certwarden: {' '.join(str(exc).split())}", err=True)
+        return EXIT_FAILED
     except CertwardenError as exc:
         click.echo(f"certwarden: error: {exc}", err=True)
         return EXIT_USAGE

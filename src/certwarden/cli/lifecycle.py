@@ -13,7 +13,7 @@ from rich.table import Table
 from certwarden.ca import Authority
 from certwarden.ca.model import IssuerRole
 from certwarden.ca.profiles import resolve as resolve_profile
-from certwarden.cli import emit_json, fail
+from certwarden.cli import ActionFailed, emit_json, fail
 from certwarden.cli.ca import passphrase_option, passphrase_source
 from certwarden.lifecycle import replace as rp
 from certwarden.lifecycle.trust import (
@@ -39,23 +39,39 @@ from certwarden.x509 import Certificate
 @click.option("--out", "out_dir", default="certwarden-replacements", show_default=True,
               help="Where new files go for locations that cannot be swapped in place.")
 @click.option("--profile", default=rp.DEFAULT_PROFILE, show_default=True)
+@click.option("--reload", "reload_cmd", default=None, metavar="CMD",
+              help="Shell command that reloads the service after --apply (rolled back if it "
+                   "fails or the service keeps serving the old certificate).")
+@click.option("--config", "config_file", default=None, metavar="FILE",
+              help="Lifecycle config: deploy recipes per location, renewal settings.")
 @click.option("--json", "as_json", is_flag=True)
 @passphrase_option
 @click.option("--pin", default=None, help="PKCS#11 PIN when the CA key is in a token.")
 @click.pass_context
 def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
-                apply_in_place: bool, dry_run: bool, out_dir: str, profile: str, as_json: bool,
+                apply_in_place: bool, dry_run: bool, out_dir: str, profile: str,
+                reload_cmd: str | None, config_file: str | None, as_json: bool,
                 passphrase_file: str | None, pin: str | None) -> None:
-    """Replace self-signed certificates in the inventory with ones from the private CA."""
-    import fnmatch
+    """Replace self-signed certificates in the inventory with ones from the private CA.
 
+    With --apply, what is deployed is verified, rolled back on failure, and managed from
+    then on (`certwarden managed list`, `certwarden renew`).
+    """
+    import fnmatch
+    import os
+
+    from certwarden.lifecycle import config as lc_config
+    from certwarden.store.managed import ManagedStore
+
+    config = lc_config.load(config_file) if config_file else lc_config.LifecycleConfig()
     db = ctx.obj.get("db_url")
     ledger = SqlLedger.open(db)
     ours = frozenset(Certificate.from_der(i.certificate_der).subject for i in ledger.issuers())
-    with Inventory.open(db) as inventory:
+    with Inventory.open(db) as inventory, ManagedStore.open(db) as store:
         sightings = [s for s in inventory.sightings() if not locations
                      or any(fnmatch.fnmatchcase(s.location.uri, g) for g in locations)]
-        items = rp.plan(sightings, selection=rp.Selection(selection), our_issuers=ours)
+        items = rp.plan(sightings, selection=rp.Selection(selection), our_issuers=ours,
+                        config=config)
         if dry_run or not items:
             results = [rp.Result(item=i, status=rp.Status.PLANNED if i.action is not rp.Action.SKIP
                                  else rp.Status.SKIPPED) for i in items]
@@ -64,11 +80,16 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
                                        pin=pin)
             # One bad --profile would refuse every item: say so once, exit 2, issue nothing.
             resolve_profile(profile, authority.config.profiles)
+            deployer = rp.Deployer(config=config, reload=reload_cmd, store=store,
+                                   env=dict(os.environ))
             results = rp.execute(items, authority, out_dir=out_dir, apply_in_place=apply_in_place,
-                                 profile=profile, now=dt.datetime.now(dt.UTC))
+                                 profile=profile, now=dt.datetime.now(dt.UTC), deployer=deployer)
             rp.rescan_files(inventory, results)
+    failed = [r for r in results if r.status in (rp.Status.ROLLED_BACK, rp.Status.FAILED)]
     if as_json:
         emit_json([r.as_dict() for r in results])
+        if failed:
+            raise ActionFailed(f"{failed[0].status}: {failed[0].reason}")
         return
     if not results:
         click.echo("nothing to replace: no matching leaf in the inventory")
@@ -81,6 +102,8 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
         table.add_row(r.item.location, ", ".join(r.item.names), str(r.item.action),
                       str(r.status), detail)
     Console().print(table)
+    if failed:
+        raise ActionFailed(f"{failed[0].status}: {failed[0].reason}")
 
 
 @click.group("trust")
