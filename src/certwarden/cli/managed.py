@@ -3,6 +3,7 @@ certwarden keeps renewing, and the loop that keeps them so."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import os
@@ -17,6 +18,7 @@ from certwarden.ca import Authority
 from certwarden.cli import ActionFailed, emit_json
 from certwarden.cli.ca import passphrase_option, passphrase_source
 from certwarden.lifecycle import config as lc_config
+from certwarden.lifecycle.notify import Notifier
 from certwarden.lifecycle.renew import Renewer, RenewStatus
 from certwarden.store.ca_ledger import SqlLedger
 from certwarden.store.managed import ManagedStore
@@ -93,7 +95,6 @@ def list_cmd(ctx: click.Context, as_json: bool, config_file: str | None) -> None
 def renewer(ctx: click.Context, store: ManagedStore, cfg: lc_config.LifecycleConfig,
             passphrase_file: str | None, pin: str | None) -> Renewer:
     """The renewer the CLI and the agent use: CA opened lazily, files swept after deploy."""
-    from certwarden.lifecycle.notify import Notifier
     from certwarden.lifecycle.replace import sweep_paths
     from certwarden.store.inventory import Inventory
 
@@ -108,9 +109,11 @@ def renewer(ctx: click.Context, store: ManagedStore, cfg: lc_config.LifecycleCon
         with Inventory.open(db) as inv:
             sweep_paths(inv, paths)
 
+    inv = Inventory.open(db)
+    ctx.call_on_close(inv.close)
+    notifier = Notifier(store=store, cfg=cfg.notifications, owner_of=_owner_lookup(inv, cfg))
     return Renewer(store=store, authority=authority, cfg=cfg.renewal, owner=holder(),
-                   events=Notifier(store=store, cfg=cfg.notifications), env=dict(os.environ),
-                   after_deploy=after_deploy)
+                   events=notifier, env=dict(os.environ), after_deploy=after_deploy)
 
 
 @click.command("renew")
@@ -133,10 +136,8 @@ def renew_cmd(ctx: click.Context, due: bool, force: bool, dry_run: bool,
     with ManagedStore.open(ctx.obj.get("db_url")) as store:
         r = renewer(ctx, store, cfg, passphrase_file, pin)
         outcomes = r.run(due_only=not force, globs=globs, dry_run=dry_run)
-        if not dry_run:
-            from certwarden.lifecycle.notify import Notifier
-
-            Notifier(store=store, cfg=cfg.notifications).deliver(owner=holder())
+        if not dry_run and isinstance(r.events, Notifier):
+            r.events.deliver(owner=holder())
     bad = [o for o in outcomes if o.status in (RenewStatus.ROLLED_BACK, RenewStatus.FAILED,
                                                RenewStatus.REFUSED)]
     if as_json:
@@ -152,4 +153,61 @@ def renew_cmd(ctx: click.Context, due: bool, force: bool, dry_run: bool,
         raise ActionFailed(f"{bad[0].status}: {bad[0].location}: {bad[0].reason}")
 
 
-COMMANDS = (managed_group, renew_cmd)
+@click.command("agent")
+@config_option
+@click.option("--once", is_flag=True, help="Run one round (every job that is due), then exit.")
+@passphrase_option
+@click.option("--pin", default=None, help="PKCS#11 PIN when the CA key is in a token.")
+@click.pass_context
+def agent_cmd(ctx: click.Context, config_file: str | None, once: bool,
+              passphrase_file: str | None, pin: str | None) -> None:
+    """Scheduled discovery, renewals and notifications; stops cleanly on SIGTERM."""
+    import json
+    import signal
+    import sys
+    import threading
+
+    from certwarden.lifecycle.agent import Agent
+    from certwarden.store.inventory import Inventory
+
+    cfg = load_config(config_file)
+    db = ctx.obj.get("db_url")
+
+    def log(record: Any) -> None:
+        line = {"ts": _iso(dt.datetime.now(dt.UTC)), **record}
+        click.echo(json.dumps(line, default=str, sort_keys=False), err=False)
+        sys.stdout.flush()
+
+    with ManagedStore.open(db) as store, Inventory.open(db) as inv:
+        owners = _owner_lookup(inv, cfg)
+        notifier = Notifier(store=store, cfg=cfg.notifications, owner_of=owners)
+        r = dataclasses.replace(renewer(ctx, store, cfg, passphrase_file, pin), events=notifier)
+        agent = Agent(store=store, inventory=inv, config=cfg, renewer=r, notifier=notifier,
+                      owner=holder(), log=log)
+        if once:
+            agent.round()
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        agent.run(stop)
+
+
+def _owner_lookup(inv: Any, cfg: lc_config.LifecycleConfig) -> Any:
+    """Location -> (team, contact): the policy's owners first, then `inventory owner`."""
+    policy = None
+    if cfg.policy:
+        from certwarden.assess.policy import load_policy
+
+        policy = load_policy(cfg.policy, known_rules=None)
+
+    def owner_of(uri: str) -> tuple[str, str | None] | None:
+        if policy is not None and (o := policy.owner_of(uri)) is not None:
+            return o.team, o.contact
+        found: tuple[str, str | None] | None = inv.owners().get(uri)  # fresh: owners change
+        return found
+
+    return owner_of
+
+
+COMMANDS = (managed_group, renew_cmd, agent_cmd)
