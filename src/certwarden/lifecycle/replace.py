@@ -255,7 +255,10 @@ def execute(items: Sequence[PlanItem], authority: Authority, *, out_dir: str | P
 def _deploy(item: PlanItem, material: Material, how: Deployer, profile: str,
             stamp: str) -> Result:
     recipe = recipe_for(item, how.config, reload=how.reload)
-    result = deploy(material, recipe, location=item.location, served=item.served,
+    served = item.served
+    if item.sighting.location.kind is LocationKind.TLS:
+        served = (item.location, *served)  # deployed to files for it: it must serve them
+    result = deploy(material, recipe, location=item.location, served=served,
                     checks=how.checks, env=how.env, stamp=stamp)
     base = Result(item=item, status=Status.FAILED, serial=material.serial,
                   new_sha256=material.sha256, paths=result.paths)
