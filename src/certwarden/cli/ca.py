@@ -70,7 +70,9 @@ pin_option = click.option("--pin", envvar="CERTWARDEN_PKCS11_PIN", default=None,
 
 
 def _ledger(ctx: click.Context) -> SqlLedger:
-    return SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
+    ledger = SqlLedger.open(ctx.obj.get("db_url") if ctx.obj else None)
+    ctx.call_on_close(ledger.close)  # PostgreSQL: no connection left to the garbage collector
+    return ledger
 
 
 def _actor() -> str:

@@ -66,6 +66,7 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
     config = lc_config.load(config_file) if config_file else lc_config.LifecycleConfig()
     db = ctx.obj.get("db_url")
     ledger = SqlLedger.open(db)
+    ctx.call_on_close(ledger.close)
     ours = frozenset(Certificate.from_der(i.certificate_der).subject for i in ledger.issuers())
     with Inventory.open(db) as inventory, ManagedStore.open(db) as store:
         sightings = [s for s in inventory.sightings() if not locations
@@ -128,6 +129,7 @@ def bundle(ctx: click.Context, out_dir: str, formats: tuple[str, ...], storepass
     from certwarden.x509 import read_source
 
     ledger = SqlLedger.open(ctx.obj.get("db_url"))
+    ctx.call_on_close(ledger.close)
     anchors = [Certificate.from_der(i.certificate_der) for i in ledger.issuers()
                if i.role is IssuerRole.ROOT]
     for path in extras:

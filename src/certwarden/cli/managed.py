@@ -102,8 +102,9 @@ def renewer(ctx: click.Context, store: ManagedStore, cfg: lc_config.LifecycleCon
 
     @functools.cache
     def authority() -> Authority:
-        return Authority.open(SqlLedger.open(db), passphrase=passphrase_source(passphrase_file),
-                              pin=pin)
+        ledger = SqlLedger.open(db)
+        ctx.call_on_close(ledger.close)
+        return Authority.open(ledger, passphrase=passphrase_source(passphrase_file), pin=pin)
 
     def after_deploy(paths: Any) -> None:
         with Inventory.open(db) as inv:

@@ -201,8 +201,13 @@ def _rollback(written: Sequence[Snapshot], recipe: Recipe, env: Mapping[str, str
 
 def hook_environment(material: Material, recipe: Recipe, *, location: str,
                      base: Mapping[str, str]) -> dict[str, str]:
-    """certbot-style deploy-hook variables: where the files are, what was deployed."""
+    """certbot-style deploy-hook variables: where the files are, what was deployed.
+
+    Our own inherited ``CERTWARDEN_*`` variables are dropped: the CA passphrase and PINs
+    travel in them, and a reload hook has no business with those.
+    """
     paths = {t.kind: str(t.path) for t in recipe.targets if t.path}
+    base = {k: v for k, v in base.items() if not k.startswith("CERTWARDEN_")}
     cert = (paths.get(TargetKind.CERT) or paths.get(TargetKind.FULLCHAIN)
             or paths.get(TargetKind.PKCS12) or paths.get(TargetKind.JKS) or "")
     return {**base,

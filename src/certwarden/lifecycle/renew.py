@@ -220,7 +220,10 @@ class Renewer:
             return self._failed(m, started, outcome, result.location, result.reason or "",
                                 serial=material.serial)
         leaf = Certificate.from_der(material.leaf_der)
-        before = m.renew_before
+        # Today's config decides the next renewal time; what was in effect at registration
+        # only when the config says nothing.
+        before = renew_before_for(self.cfg, profile=m.profile, locations=m.locations) \
+            or m.renew_before
         renew_at = renewal_time(leaf.not_before, leaf.not_after, renew_before=before,
                                 jitter=self.cfg.jitter)
         self.store.renewed(m.id, owner=self.owner, serial=material.serial,
