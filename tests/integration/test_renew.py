@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from certwarden.cli import main
-from certwarden.store.managed import ManagedStore
-from certwarden.x509 import read_source
 from certwarden.x509 import create as mk
+from certwarden.x509 import read_source
 from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
