@@ -60,7 +60,9 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
     import fnmatch
     import os
 
+    from certwarden.cli.managed import holder, owner_lookup
     from certwarden.lifecycle import config as lc_config
+    from certwarden.lifecycle.notify import Notifier
     from certwarden.store.managed import ManagedStore
 
     config = lc_config.load(config_file) if config_file else lc_config.LifecycleConfig()
@@ -81,11 +83,14 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
                                        pin=pin)
             # One bad --profile would refuse every item: say so once, exit 2, issue nothing.
             resolve_profile(profile, authority.config.profiles)
+            notifier = Notifier(store=store, cfg=config.notifications,
+                                owner_of=owner_lookup(inventory, config))
             deployer = rp.Deployer(config=config, reload=reload_cmd, store=store,
-                                   env=dict(os.environ))
+                                   env=dict(os.environ), events=notifier)
             results = rp.execute(items, authority, out_dir=out_dir, apply_in_place=apply_in_place,
                                  profile=profile, now=dt.datetime.now(dt.UTC), deployer=deployer)
             rp.rescan_files(inventory, results)
+            notifier.deliver(owner=holder())
     failed = [r for r in results if r.status in (rp.Status.ROLLED_BACK, rp.Status.FAILED)]
     if as_json:
         emit_json([r.as_dict() for r in results])

@@ -112,7 +112,7 @@ def renewer(ctx: click.Context, store: ManagedStore, cfg: lc_config.LifecycleCon
 
     inv = Inventory.open(db)
     ctx.call_on_close(inv.close)
-    notifier = Notifier(store=store, cfg=cfg.notifications, owner_of=_owner_lookup(inv, cfg))
+    notifier = Notifier(store=store, cfg=cfg.notifications, owner_of=owner_lookup(inv, cfg))
     return Renewer(store=store, authority=authority, cfg=cfg.renewal, owner=holder(),
                    events=notifier, env=dict(os.environ), after_deploy=after_deploy)
 
@@ -180,7 +180,7 @@ def agent_cmd(ctx: click.Context, config_file: str | None, once: bool,
         sys.stdout.flush()
 
     with ManagedStore.open(db) as store, Inventory.open(db) as inv:
-        owners = _owner_lookup(inv, cfg)
+        owners = owner_lookup(inv, cfg)
         notifier = Notifier(store=store, cfg=cfg.notifications, owner_of=owners)
         r = dataclasses.replace(renewer(ctx, store, cfg, passphrase_file, pin), events=notifier)
         agent = Agent(store=store, inventory=inv, config=cfg, renewer=r, notifier=notifier,
@@ -194,7 +194,7 @@ def agent_cmd(ctx: click.Context, config_file: str | None, once: bool,
         agent.run(stop)
 
 
-def _owner_lookup(inv: Any, cfg: lc_config.LifecycleConfig) -> Any:
+def owner_lookup(inv: Any, cfg: lc_config.LifecycleConfig) -> Any:
     """Location -> (team, contact): the policy's owners first, then `inventory owner`."""
     policy = None
     if cfg.policy:

@@ -213,7 +213,9 @@ class Renewer:
                        DeployStatus.REFUSED: AttemptOutcome.REFUSED}.get(
                 result.status, AttemptOutcome.FAILED)
             if result.status is DeployStatus.ROLLED_BACK:
-                self.events(Event(kind=EventKind.DEPLOY_ROLLED_BACK, subject=material.sha256,
+                # Once per renewal cycle, not once per retry.
+                self.events(Event(kind=EventKind.DEPLOY_ROLLED_BACK,
+                                  subject=f"managed:{m.id}:{m.generation}",
                                   managed_id=m.id, location=result.location,
                                   names=m.names, reason=result.reason or "",
                                   owner=m.owner))

@@ -263,7 +263,7 @@ def _deploy(item: PlanItem, material: Material, how: Deployer, profile: str,
     base = Result(item=item, status=Status.FAILED, serial=material.serial,
                   new_sha256=material.sha256, paths=result.paths)
     if result.status is DeployStatus.ROLLED_BACK:
-        how.events(Event(kind=EventKind.DEPLOY_ROLLED_BACK, subject=material.sha256,
+        how.events(Event(kind=EventKind.DEPLOY_ROLLED_BACK, subject=item.old_sha256,
                          location=result.location, reason=result.reason or "",
                          names=item.names))
     if not result.ok:
