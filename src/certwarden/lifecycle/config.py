@@ -287,12 +287,14 @@ def _build(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
                                   key_policy=x.get("key_policy"))
                         for x in r.get("locations", ())))
     schedules = []
+    jobs = [s["job"] for s in raw.get("schedules", ())]
     for i, s in enumerate(raw.get("schedules", ())):
         if ("every" in s) == ("cron" in s):
             raise ConfigError(f"{source}: schedules[{i}] ({s['job']}): give exactly one of "
                               "'every' or 'cron'")
         opts = {k: v for k, v in s.items() if k not in ("name", "job", "every", "cron")}
-        schedules.append(Schedule(name=s.get("name") or f"{s['job']}-{i}", job=s["job"],
+        default = s["job"] if jobs.count(s["job"]) == 1 else f"{s['job']}-{i}"
+        schedules.append(Schedule(name=s.get("name") or default, job=s["job"],
                                   every=s.get("every"), cron=s.get("cron"), options=opts))
     names = [s.name for s in schedules]
     if len(set(names)) != len(names):
