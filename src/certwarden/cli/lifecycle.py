@@ -71,10 +71,12 @@ def replace_cmd(ctx: click.Context, selection: str, locations: tuple[str, ...],
     ctx.call_on_close(ledger.close)
     ours = frozenset(Certificate.from_der(i.certificate_der).subject for i in ledger.issuers())
     with Inventory.open(db) as inventory, ManagedStore.open(db) as store:
-        sightings = [s for s in inventory.sightings() if not locations
-                     or any(fnmatch.fnmatchcase(s.location.uri, g) for g in locations)]
-        items = rp.plan(sightings, selection=rp.Selection(selection), our_issuers=ours,
-                        config=config)
+        # Planned on everything, then narrowed: a TLS endpoint serving the same certificate as
+        # a selected file is verified with it even when the glob names only the file.
+        items = [i for i in rp.plan(inventory.sightings(), selection=rp.Selection(selection),
+                                    our_issuers=ours, config=config)
+                 if not locations or any(fnmatch.fnmatchcase(u, g) for g in locations
+                                         for u in (i.location, *i.served))]
         if dry_run or not items:
             results = [rp.Result(item=i, status=rp.Status.PLANNED if i.action is not rp.Action.SKIP
                                  else rp.Status.SKIPPED) for i in items]
