@@ -7,7 +7,9 @@ STAMP := $(VENV)/.installed
 
 # Debian packages the peer tests use: real peers, never fakes.
 DEB_PACKAGES := openssl softhsm2 tshark postgresql certbot lego dehydrated uacme caddy \
-                chromium faketime iproute2 nmap pebble wrk openjdk-17-jre-headless curl
+                chromium faketime iproute2 nmap pebble wrk openjdk-17-jre-headless curl \
+                nginx postfix dovecot-imapd dovecot-pop3d dovecot-lmtpd dovecot-managesieved \
+                libnss3-tools
 
 .PHONY: demo test venv deb lint typecheck bench clean
 
@@ -26,6 +28,7 @@ deb:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections; \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi

@@ -1,7 +1,10 @@
-"""Records shared by every source and by the store: where a certificate lives, and a sighting.
+"""Records shared by every source and by the store: where a certificate lives, a sighting,
+and the outcome of one attempt.
 
-A source (network scan, file sweep, Kubernetes, packet capture) yields ``Sighting``s; the
-store keeps them; rules read them. Imports only ``certwarden.x509``.
+A source (network scan, file sweep, Kubernetes, packet capture) yields ``Sighting | Outcome``:
+a certificate seen, or what happened at a place it looked (one status vocabulary for every
+source). The store's recorder keeps both; rules read the sightings. Imports only
+``certwarden.x509``.
 """
 
 from __future__ import annotations
@@ -109,3 +112,50 @@ class Sighting:
     file_owner: str | None = None
     key: KeyFile | None = None  # matching private key, when one was found
     extra: dict[str, str] = field(default_factory=dict)  # source-specific (ja3, ja4 ...)
+
+
+class OutcomeStatus(StrEnum):
+    """What happened at one place a source looked: one vocabulary for every source.
+
+    The values are what the inventory's status column holds and what the commands print.
+    """
+
+    OK = "ok"
+    # network (discovery.net): one per probe that did not end in a sighting
+    REFUSED = "refused"  # TCP reset on connect: nothing listens
+    CONNECT_TIMEOUT = "connect-timeout"  # no answer to SYN: filtered or dead
+    UNREACHABLE = "unreachable"  # no route / network unreachable
+    RESOLVE_FAILED = "resolve-failed"
+    HOST_DOWN = "host-down"  # not tried: this host's first probe could not connect
+    RESET = "reset"  # connection reset after connect
+    CLOSED = "closed"  # closed without a TLS answer (half-open, or hung up)
+    NOT_TLS = "not-tls"  # answered with something that is not TLS (HTTP, SSH, garbage)
+    HANDSHAKE_TIMEOUT = "handshake-timeout"  # connected, never finished the handshake
+    HANDSHAKE_FAILED = "handshake-failed"  # a TLS alert: no shared version or cipher ...
+    STARTTLS_REFUSED = "starttls-refused"  # the plaintext dialogue said no
+    NO_CERTIFICATE = "no-certificate"  # handshake done, but no certificate (PSK, anon)
+    BAD_CERTIFICATE = "bad-certificate"  # the leaf presented is not a parsable certificate
+    # stored certificates (discovery.files, discovery.k8s)
+    NEEDS_PASSWORD = "needs-password"  # noqa: S105 - a status name, not a password
+    UNREADABLE = "unreadable"  # permission denied, I/O error
+    BROKEN = "broken"  # looked like a certificate container, could not be parsed
+    TOO_LARGE = "too-large"
+    ORPHAN_KEY = "orphan-key"  # a private key with no certificate found for it
+    LOOP = "symlink-loop"
+    # captures (traffic)
+    ERROR = "error"  # the capture reader gave up: unreadable, or cut short
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What happened at one place a source looked, when that is not (only) a sighting.
+
+    ``location`` is the place as the source names it: a location URI (``tls://``, ``k8s://``)
+    or the path of a file or capture. A failure at a location URI the inventory knows lets
+    the store tell "gone" from "not looked at".
+    """
+
+    location: str
+    status: OutcomeStatus
+    reason: str | None = None
+

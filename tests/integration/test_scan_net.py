@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions, Status
+from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions
 from certwarden.discovery.targets import Endpoint, Starttls
+from certwarden.records import OutcomeStatus as Status  # the one outcome vocabulary
 from certwarden.x509 import Certificate
 from discovery_support import BlackHole, Issued, Loopback, free_port, issue, server_context
 from discovery_support import starttls_server as starttls_handler

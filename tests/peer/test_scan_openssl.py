@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions, Status
+from certwarden.discovery.net import ProbeResult, Scanner, ScanOptions
 from certwarden.discovery.targets import Endpoint
+from certwarden.records import OutcomeStatus as Status  # the one outcome vocabulary
 from certwarden.x509 import Certificate
 from discovery_support import free_port, issue, write_pem
 from tests.conftest import require_tool

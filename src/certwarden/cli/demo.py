@@ -7,13 +7,9 @@ writes the HTML report, and stops everything it started -- also on Ctrl-C or an 
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import datetime as dt
-import importlib.util
-import io
 import os
-import socket
-import ssl
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,11 +28,15 @@ from certwarden.cli.demo_estate import (
     policy_yaml,
     write_folder,
 )
-from certwarden.discovery.tls_fetch import fetch_chain, presented_chain, scanner_context
-from certwarden.errors import CertwardenError, ConnectError, ParseError, UsageError
-from certwarden.records import KeyFile, Location, LocationKind, Sighting
+from certwarden.cli.report import read_inventory
+from certwarden.discovery.files import sweep
+from certwarden.discovery.net import Scanner, ScanOptions
+from certwarden.discovery.targets import DEFAULT_PORTS, endpoints, read_targets
+from certwarden.errors import UsageError
+from certwarden.records import LocationKind, Sighting
 from certwarden.report import ReportFormat, build, render, to_html
-from certwarden.x509 import Certificate, read_source
+from certwarden.store.inventory import Inventory
+from certwarden.x509 import Certificate
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,7 +47,7 @@ class DemoRun:
     folder: Path
     report: Path
     seconds: float
-    discovery: str  # which discovery path ran
+    discovery: str  # what discovered the estate, and into which inventory
 
     def expected(self) -> dict[str, frozenset[str]]:
         """Expected rules per place: ``tls:PORT`` or ``file:NAME`` -> rule ids."""
@@ -92,12 +92,7 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
         policy_path = workdir / "demo-policy.yaml"
         policy_path.write_text(policy_yaml(estate, folder, anchor, sandbox.ports, now.date()),
                                encoding="utf-8")
-        found = _discover_engine(sandbox, folder, workdir)
-        if found is None:
-            sightings, how = _discover(sandbox, folder, workdir)
-            certificates: list[Certificate] = []
-        else:
-            sightings, certificates, how = found
+        sightings, certificates, how = _discover(sandbox, folder, workdir)
     finally:
         sandbox.stop()
     policy = parse_policy(policy_path.read_text(encoding="utf-8"), source=str(policy_path),
@@ -110,98 +105,23 @@ def run_demo(workdir: Path, *, echo: bool = True) -> DemoRun:
                    report=report, seconds=time.monotonic() - started, discovery=how)
 
 
-def _discover_engine(sandbox: Sandbox, folder: Path, workdir: Path,
-                     ) -> tuple[list[Sighting], list[Certificate], str] | None:
-    """The real thing: ``certwarden scan`` and ``discover files`` into a fresh inventory."""
-    needed = ("certwarden.store.inventory", "certwarden.cli.scan", "certwarden.cli.discover")
-    if any(importlib.util.find_spec(m) is None for m in needed):
-        return None  # discovery not installed in this build: _discover does it directly
-    from certwarden.cli import main
-    from certwarden.cli.report import read_inventory
-
+def _discover(sandbox: Sandbox, folder: Path, workdir: Path,
+              ) -> tuple[list[Sighting], list[Certificate], str]:
+    """The network scan and the file sweep into a fresh inventory, through its recorder."""
     db = workdir / "inventory.db"
     if db.exists():
         db.unlink()  # a fresh inventory every run
     url = f"sqlite:///{db}"
     targets = [f"{HOST}:{port}" for _, port in sandbox.endpoints()]
-    said = io.StringIO()
-    with contextlib.redirect_stdout(said):
-        scan = main(["--db", url, "scan", "--timeout", "5", *targets])
-        files = main(["--db", url, "discover", "files", str(folder)])
-    if scan or files:
-        raise UsageError(f"demo discovery failed: {' '.join(said.getvalue().split())[-300:]}")
+    options = ScanOptions(connect_timeout=5, handshake_timeout=5)
+    with Inventory.open(url) as inv:
+        with inv.record("net", targets) as rec:
+            eps = endpoints(read_targets(targets), DEFAULT_PORTS)
+            asyncio.run(rec.stream(Scanner(options).scan(eps)))
+        with inv.record("files", [str(folder)]) as rec:
+            rec.add_all(sweep([str(folder)]))
     sightings, certificates, _ = read_inventory(url)
-    return sightings, certificates, f"certwarden scan + discover files into {url}"
-
-
-def _discover(sandbox: Sandbox, folder: Path, workdir: Path) -> tuple[list[Sighting], str]:
-    """Direct discovery: one handshake per service (SMTP via STARTTLS) and a file read."""
-    now = dt.datetime.now(dt.UTC)
-    out: list[Sighting] = []
-    for svc, port in sandbox.endpoints():
-        try:
-            if svc.starttls == "smtp":
-                chain, version, cipher = _smtp_chain(HOST, port)
-                loc = Location.tls(HOST, port, starttls="smtp")
-            else:
-                hs = fetch_chain(HOST, port, timeout=5)
-                chain, version, cipher = hs.chain, hs.tls_version, hs.cipher
-                loc = Location.tls(HOST, port)
-            certs = [Certificate.from_der(d, source=loc.uri) for d in chain]
-        except CertwardenError as exc:
-            click.echo(f"certwarden: demo: {exc}", err=True)
-            continue
-        out.append(Sighting(certificate=certs[0], location=loc, seen_at=now,
-                            chain=tuple(certs[1:]), tls_version=version, cipher=cipher))
-    for path in sorted(folder.iterdir()):
-        if path.suffix != ".pem":
-            continue
-        try:
-            parsed = read_source(str(path))
-        except ParseError as exc:
-            click.echo(f"certwarden: demo: {exc}", err=True)
-            continue
-        key = _key_beside(path)
-        for i, cert in enumerate(parsed.certificates):
-            out.append(Sighting(certificate=cert, location=Location.file(str(path)), seen_at=now,
-                                position=i, key=key if i == 0 else None,
-                                file_mode=path.stat().st_mode & 0o777))
-    return out, "direct (tls_fetch + file parser)"
-
-
-def _key_beside(cert_path: Path) -> KeyFile | None:
-    key = cert_path.with_suffix(".key")
-    if not key.exists():
-        return None
-    data = key.read_bytes()
-    return KeyFile(path=str(key), encrypted=b"ENCRYPTED" in data,
-                   mode=key.stat().st_mode & 0o777)
-
-
-def _smtp_chain(host: str, port: int) -> tuple[tuple[bytes, ...], str | None, str | None]:
-    target = f"{host}:{port}"
-    try:
-        with socket.create_connection((host, port), timeout=5) as raw:
-            f = raw.makefile("rb")
-            _expect(f, b"220", target)
-            raw.sendall(b"EHLO certwarden.demo\r\n")
-            _expect(f, b"250", target)
-            raw.sendall(b"STARTTLS\r\n")
-            _expect(f, b"220", target)
-            with scanner_context(alpn=()).wrap_socket(raw, server_hostname=None) as tls:
-                cipher = tls.cipher()
-                return presented_chain(tls), tls.version(), cipher[0] if cipher else None
-    except (OSError, ssl.SSLError) as exc:
-        raise ConnectError(target, f"SMTP STARTTLS failed ({exc})") from None
-
-
-def _expect(f: object, code: bytes, target: str) -> None:
-    while True:
-        line = f.readline()  # type: ignore[attr-defined]
-        if not line.startswith(code):
-            raise ConnectError(target, f"SMTP: expected {code.decode()}, got {line[:60]!r}")
-        if line[3:4] != b"-":
-            return
+    return sightings, certificates, f"network scan + file sweep into {url}"
 
 
 @click.command("demo")

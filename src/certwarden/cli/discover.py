@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -10,9 +9,9 @@ from typing import Any
 import click
 
 from certwarden.cli import emit_json, fail
-from certwarden.discovery.files import FileOutcome, SweepOptions, key_problems, sweep
-from certwarden.discovery.k8s import K8sOutcome, read_cluster, read_dump
-from certwarden.records import Sighting
+from certwarden.discovery.files import SweepOptions, key_problems, sweep
+from certwarden.discovery.k8s import read_cluster, read_dump
+from certwarden.records import Outcome, OutcomeStatus, Sighting
 from certwarden.store.inventory import Inventory
 
 passwords_option = click.option(
@@ -35,47 +34,32 @@ def _sighting_json(sg: Sighting) -> dict[str, Any]:
 
 
 def _store(ctx: click.Context, kind: str, targets: list[str],
-           results: Iterable[Sighting | FileOutcome | K8sOutcome],
-           json_out: str | None) -> None:
-    counts: collections.Counter[str] = collections.Counter()
+           results: Iterable[Sighting | Outcome], json_out: str | None) -> None:
     warnings: list[str] = []
     collected: list[dict[str, Any]] = []
-    inv = Inventory.open(ctx.obj.get("db_url"))
-    try:
-        scan_id = inv.start_scan(kind, targets)
-
-        def sightings() -> Iterator[Sighting]:
-            for item in results:
-                if isinstance(item, Sighting):
-                    counts["certificates"] += 1
-                    if json_out is not None:
-                        collected.append(_sighting_json(item))
-                    if item.key is not None and item.position == 0:
-                        for problem in key_problems(item.key):
-                            warnings.append(f"{item.key.path}: private key {problem} "
-                                            f"(certificate {item.certificate.subject})")
-                    yield item
-                    continue
-                target = item.path if isinstance(item, FileOutcome) else item.target
-                counts[str(item.status)] += 1
-                inv.record_outcome(scan_id, target, str(item.status), item.reason)
-                if str(item.status) != "ok":
-                    warnings.append(f"{target}: {item.status}"
-                                    + (f" ({item.reason})" if item.reason else ""))
-
-        inv.add_sightings(scan_id, sightings())
-        inv.finish_scan(scan_id)
-    finally:
-        inv.close()
+    with Inventory.open(ctx.obj.get("db_url")) as inv, inv.record(kind, targets) as rec:
+        for item in results:
+            rec.add(item)
+            if isinstance(item, Sighting):
+                if json_out is not None:
+                    collected.append(_sighting_json(item))
+                if item.key is not None and item.position == 0:
+                    for problem in key_problems(item.key):
+                        warnings.append(f"{item.key.path}: private key {problem} "
+                                        f"(certificate {item.certificate.subject})")
+            elif item.status is not OutcomeStatus.OK:
+                warnings.append(f"{item.location}: {item.status}"
+                                + (f" ({item.reason})" if item.reason else ""))
     if json_out is not None:
         emit_json(collected, json_out)
     if json_out != "-":
         for line in dict.fromkeys(warnings):
             click.echo(f"certwarden: {line}", err=True)
-        detail = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())
-                           if k not in ("certificates", "ok"))
-        click.echo(f"{kind} scan {scan_id}: {counts['certificates']} certificate(s) in "
-                   f"{counts['ok']} source(s)" + (f"; {detail}" if detail else ""))
+        detail = ", ".join(f"{v} {k}" for k, v in sorted(rec.outcomes.items())
+                           if k is not OutcomeStatus.OK)
+        click.echo(f"{kind} scan {rec.scan_id}: {rec.sightings} certificate(s) in "
+                   f"{rec.outcomes[OutcomeStatus.OK]} source(s)"
+                   + (f"; {detail}" if detail else ""))
 
 
 @click.group("discover")

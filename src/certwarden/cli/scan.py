@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import datetime as dt
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import click
@@ -17,7 +16,7 @@ from rich.table import Table
 
 from certwarden.assess import Finding, findings_by_location
 from certwarden.cli import FiniteFloatRange, emit_json, fail
-from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions, Status
+from certwarden.discovery.net import REACHED, ProbeResult, Scanner, ScanOptions
 from certwarden.discovery.net import StarttlsMode as Mode
 from certwarden.discovery.targets import (
     DEFAULT_PORTS,
@@ -27,14 +26,9 @@ from certwarden.discovery.targets import (
     parse_ports,
     read_targets,
 )
-from certwarden.errors import ParseError
-from certwarden.records import Sighting
+from certwarden.records import Outcome, OutcomeStatus, Sighting
 from certwarden.store.inventory import Inventory
 from certwarden.x509 import Certificate
-
-# Commit at least this often, so a killed scan loses under a second of findings.
-FLUSH_SECONDS = 0.5
-FLUSH_ITEMS = 100
 
 STARTTLS_CHOICES = [m.value for m in Mode] + [p.value for p in Starttls]
 
@@ -52,68 +46,27 @@ def _rate(text: str | None) -> float | None:
     return rate
 
 
-class _Sink:
-    """Streams results into the inventory in batches, from a worker thread."""
+class _Shown:
+    """What this command prints of the scan: JSON objects, and the leaves to judge."""
 
-    def __init__(self, inv: Inventory, scan_id: int, keep_json: bool) -> None:
-        self.inv, self.scan_id, self.keep_json = inv, scan_id, keep_json
-        self.pending: list[ProbeResult] = []
-        self.last = time.monotonic()
+    def __init__(self, keep_json: bool) -> None:
+        self.keep_json = keep_json
         self.json: list[dict[str, Any]] = []
-        self.counts: collections.Counter[str] = collections.Counter()
-        self.certs = 0
-        self.parsed: dict[bytes, Certificate] = {}  # intermediates repeat across servers
-        self.seen: list[Sighting] = []  # this scan's leaves, judged when it ends
         self.json_uri: list[str] = []  # location of each JSON object, for its findings
-        self._lock = asyncio.Lock()
+        self.seen: list[Sighting] = []  # this scan's leaves, judged when it ends
 
-    async def add(self, result: ProbeResult) -> None:
-        self.pending.append(result)
-        if len(self.pending) >= FLUSH_ITEMS or time.monotonic() - self.last > FLUSH_SECONDS:
-            await self.flush()
-
-    async def flush(self) -> None:
-        async with self._lock:  # one writer thread at a time
-            batch, self.pending = self.pending, []
-            self.last = time.monotonic()
-            if batch:
-                await asyncio.to_thread(self._write, batch)
-
-    async def tick(self, stop: asyncio.Event) -> None:
-        """Flush on a clock too: slow endpoints must not hold back what fast ones found."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), FLUSH_SECONDS)
-            await self.flush()
-
-    def _write(self, batch: list[ProbeResult]) -> None:
-        now = dt.datetime.now(dt.UTC)
-        sightings: list[Sighting] = []
-        for r in batch:
-            certs: tuple[Certificate, ...] = ()
-            status, reason = r.status, r.reason
-            if status is Status.OK:
-                try:
-                    certs = r.certificates(self.parsed)
-                except ParseError as exc:
-                    status, reason = Status.BAD_CERTIFICATE, exc.reason
-            if certs:
-                sg = r.sighting(now, certs)
-                if sg is not None:
-                    sightings.append(sg)
-                    self.certs += 1
-                    self.seen.append(sg)
-            self.counts[str(status)] += 1
-            if status is not Status.OK:  # a success is on record as its sighting
-                self.inv.record_outcome(self.scan_id, r.location.uri, str(status), reason)
-            if self.keep_json and status in REACHED:
-                self.json.append(_json(r, certs, status, reason))
-                self.json_uri.append(r.location.uri)
-        self.inv.add_sightings(self.scan_id, sightings)
-        self.inv.flush()
+    def __call__(self, r: ProbeResult, item: Sighting | Outcome) -> None:
+        if isinstance(item, Sighting):
+            self.seen.append(item)
+            certs, status, reason = (item.certificate, *item.chain), OutcomeStatus.OK, None
+        else:
+            certs, status, reason = (), item.status, item.reason
+        if self.keep_json and status in REACHED:
+            self.json.append(_json(r, certs, status, reason))
+            self.json_uri.append(r.location.uri)
 
 
-def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
+def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: OutcomeStatus,
           reason: str | None) -> dict[str, Any]:
     ep = r.endpoint
     return {"host": ep.host, "port": ep.port, "sni": ep.sni,
@@ -121,25 +74,17 @@ def _json(r: ProbeResult, certs: tuple[Certificate, ...], status: Status,
             "tls_version": r.tls_version, "cipher": r.cipher, "alpn": r.alpn,
             "chain": [c.as_dict() for c in certs],
             "status": str(status),
-            "error": None if status is Status.OK else f"{status}: {reason}" if reason
+            "error": None if status is OutcomeStatus.OK else f"{status}: {reason}" if reason
             else str(status)}
 
 
-async def _run(scanner: Scanner, eps: Any, sink: _Sink, progress: Progress | None,
-               total: int) -> None:
+async def _counted(results: AsyncIterator[ProbeResult], progress: Progress | None,
+                   total: int) -> AsyncIterator[ProbeResult]:
     task = progress.add_task("scanning", total=total) if progress else None
-    stop = asyncio.Event()
-    ticker = asyncio.create_task(sink.tick(stop))
-    try:
-        async for result in scanner.scan(eps):
-            await sink.add(result)
-            if progress is not None and task is not None:
-                progress.advance(task)
-    finally:
-        stop.set()
-        await ticker
-        # Whatever ends the scan (done, Ctrl-C), what was found is written.
-        await sink.flush()
+    async for result in results:
+        yield result
+        if progress is not None and task is not None:
+            progress.advance(task)
 
 
 @click.command("scan")
@@ -174,34 +119,30 @@ def scan_cmd(ctx: click.Context, targets: tuple[str, ...], ports_text: str | Non
                           connect_timeout=timeout, handshake_timeout=timeout,
                           retries=retries, starttls=mode)
     total = count_endpoints(specs, ports, snis)
-    inv = Inventory.open(ctx.obj.get("db_url"))
-    try:
-        scan_id = inv.start_scan("net", list(targets))
-        sink = _Sink(inv, scan_id, keep_json=json_out is not None)
-        show = sys.stderr.isatty() and json_out != "-"
-        progress = (Progress(TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-                    if show else None)
-        eps = endpoints(specs, ports, snis=snis)
+    shown = _Shown(keep_json=json_out is not None)
+    show = sys.stderr.isatty() and json_out != "-"
+    progress = (Progress(TextColumn("[bold]scan"), BarColumn(), MofNCompleteColumn(),
+                         TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+                if show else None)
+    eps = endpoints(specs, ports, snis=snis)
+    with Inventory.open(ctx.obj.get("db_url")) as inv, inv.record("net", list(targets)) as rec:
         started = time.perf_counter()
         with progress or contextlib.nullcontext():
-            asyncio.run(_run(Scanner(options), eps, sink, progress, total))
-        inv.finish_scan(scan_id)
-        elapsed = time.perf_counter() - started
-    finally:
-        inv.close()
-    findings = findings_by_location(sink.seen)
+            asyncio.run(rec.stream(_counted(Scanner(options).scan(eps), progress, total),
+                                   seen=shown))
+    elapsed = time.perf_counter() - started
+    findings = findings_by_location(shown.seen)
     if json_out is not None:
-        for obj, uri in zip(sink.json, sink.json_uri, strict=True):
+        for obj, uri in zip(shown.json, shown.json_uri, strict=True):
             obj["findings"] = [{"rule": f.rule, "severity": str(f.severity), "message": f.message}
                                for f in findings.get(uri, [])]
-        emit_json(sink.json, json_out)
+        emit_json(shown.json, json_out)
     if json_out != "-":
         _print_findings(findings)
-        errors = {k: v for k, v in sorted(sink.counts.items()) if k != Status.OK}
-        detail = ", ".join(f"{v} {k}" for k, v in errors.items())
-        click.echo(f"scan {scan_id}: {total} endpoint(s) in {elapsed:.1f}s, "
-                   f"{sink.certs} certificate chain(s) stored"
+        detail = ", ".join(f"{v} {k}" for k, v in sorted(rec.outcomes.items())
+                           if k is not OutcomeStatus.OK)
+        click.echo(f"scan {rec.scan_id}: {total} endpoint(s) in {elapsed:.1f}s, "
+                   f"{rec.sightings} certificate chain(s) stored"
                    + (f"; {detail}" if detail else ""))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -11,8 +12,9 @@ from typing import IO, Any
 import click
 
 from certwarden.cli import Findings, fail
-from certwarden.records import Severity
+from certwarden.records import Severity, Sighting
 from certwarden.store.inventory import Inventory
+from certwarden.store.recorder import Recorder
 from certwarden.traffic.alerts import Blocklist
 from certwarden.traffic.observe import (
     CaptureDone,
@@ -54,21 +56,24 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
             fail(f"{p}: no such capture file")
     blocklist = Blocklist.load(list(blocklists)) if blocklists else None
     with_alerts = with_alerts or bool(blocklists)
-    inventory = None if no_inventory else Inventory.open((ctx.obj or {}).get("db_url"))
-    known: Callable[[str], bool] | None = (inventory.has_certificate
-                                           if inventory is not None else None)
-    out: IO[str] = sys.stdout
-    if json_out:
-        try:
-            out = open(json_out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            fail(f"{json_out}: {exc.strerror or 'cannot write'}")
     counts = {"sessions": 0, "certificates": 0, "alerts": 0}
     worst = -1
     failed: list[str] = []
-    sightings = []
-    scan_id = inventory.start_scan("traffic", list(pcaps)) if inventory else None
-    try:
+    with contextlib.ExitStack() as stack:
+        inventory = (None if no_inventory else
+                     stack.enter_context(Inventory.open((ctx.obj or {}).get("db_url"))))
+        known: Callable[[str], bool] | None = (inventory.has_certificate
+                                               if inventory is not None else None)
+        out: IO[str] = sys.stdout
+        if json_out:
+            try:
+                out = open(json_out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                fail(f"{json_out}: {exc.strerror or 'cannot write'}")
+            stack.callback(out.close)
+        rec: Recorder | None = (None if inventory is None else
+                                stack.enter_context(inventory.record("traffic", list(pcaps))))
+        held: list[Sighting] = []  # this capture's sightings
         for event in observe(pcaps, ja4plus=not no_ja4plus, blocklist=blocklist, known=known,
                              with_alerts=with_alerts):
             if isinstance(event, Observed):
@@ -78,10 +83,10 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
                     counts["alerts"] += 1
                     worst = max(worst, _SEVERITY_ORDER.index(str(alert.severity)))
                     _line(out, alert.as_dict())
-                if inventory is not None:
+                if rec is not None:
                     s = sighting_of(event, event.session.capture, ja4plus=not no_ja4plus)
                     if s is not None:
-                        sightings.append(s)
+                        held.append(s)
             elif isinstance(event, NewCertificate):
                 counts["certificates"] += 1
                 _line(out, certificate_row(event))
@@ -98,18 +103,13 @@ def traffic_cmd(ctx: click.Context, pcaps: tuple[str, ...], json_out: str | None
                                    err=True)
                         if st.frames == 0:
                             failed.append(st.path)
-                if inventory is not None and scan_id is not None:
-                    inventory.add_sightings(scan_id, sightings)
-                    inventory.record_outcome(scan_id, st.path, "error" if st.error else "ok",
-                                             st.error)
-                    sightings = []
-    finally:
-        if json_out:
-            out.close()
-        if inventory is not None:
-            if scan_id is not None:
-                inventory.finish_scan(scan_id)
-            inventory.close()
+                if rec is not None:
+                    rec.add_all(held)
+                    rec.add(event.outcome)
+                    # Committed at the capture's end, not before: a certificate becomes
+                    # "known" to the alerts of the next capture, never mid-way through its own.
+                    rec.flush()
+                    held = []
     if json_out:
         click.echo(f"{counts['sessions']} sessions, {counts['certificates']} certificates, "
                    f"{counts['alerts']} alerts -> {json_out}", err=True)

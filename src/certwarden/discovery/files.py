@@ -22,10 +22,9 @@ import pwd
 import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 from certwarden.errors import ParseError, PasswordError
-from certwarden.records import KeyFile, Location, Sighting
+from certwarden.records import KeyFile, Location, Outcome, OutcomeStatus, Sighting
 from certwarden.x509 import Certificate, KeyInfo
 from certwarden.x509.parse import parse_with_passwords
 
@@ -34,23 +33,6 @@ PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 HINT_EXTENSIONS = frozenset({".crt", ".cer", ".cert", ".der", ".pem", ".p7b", ".p7c", ".pfx",
                              ".p12", ".jks", ".keystore", ".truststore", ".b64"})
 _JKS = (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce")
-
-
-class FileStatus(StrEnum):
-    OK = "ok"
-    NEEDS_PASSWORD = "needs-password"  # noqa: S105 - a status name, not a password
-    UNREADABLE = "unreadable"  # permission denied, I/O error
-    BROKEN = "broken"  # looked like a certificate container, could not be parsed
-    TOO_LARGE = "too-large"
-    ORPHAN_KEY = "orphan-key"  # a private key with no certificate found for it
-    LOOP = "symlink-loop"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FileOutcome:
-    path: str
-    status: FileStatus
-    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +71,7 @@ def _skip_root(path: str) -> bool:
     return any(real == p or real.startswith(p + "/") for p in PSEUDO_ROOTS)
 
 
-def walk(roots: Sequence[str]) -> Iterator[tuple[str, os.stat_result] | FileOutcome]:
+def walk(roots: Sequence[str]) -> Iterator[tuple[str, os.stat_result] | Outcome]:
     """Regular files under ``roots`` (sorted, each inode once) or why one was passed over."""
     seen_dirs: set[tuple[int, int]] = set()
     seen_files: set[tuple[int, int]] = set()
@@ -102,22 +84,22 @@ def walk(roots: Sequence[str]) -> Iterator[tuple[str, os.stat_result] | FileOutc
             st = os.stat(path)  # follows symlinks; a dangling one fails here
         except OSError as exc:
             if not os.path.islink(path):
-                yield FileOutcome(path=path, status=FileStatus.UNREADABLE,
-                                  reason=exc.strerror or "cannot stat")
+                yield Outcome(location=path, status=OutcomeStatus.UNREADABLE,
+                              reason=exc.strerror or "cannot stat")
             continue
         ident = (st.st_dev, st.st_ino)
         if stat.S_ISDIR(st.st_mode):
             if ident in seen_dirs:
                 if os.path.islink(path):
-                    yield FileOutcome(path=path, status=FileStatus.LOOP,
-                                      reason="directory already walked")
+                    yield Outcome(location=path, status=OutcomeStatus.LOOP,
+                                  reason="directory already walked")
                 continue
             seen_dirs.add(ident)
             try:
                 names = sorted(os.listdir(path), reverse=True)
             except OSError as exc:
-                yield FileOutcome(path=path, status=FileStatus.UNREADABLE,
-                                  reason=exc.strerror or "cannot list")
+                yield Outcome(location=path, status=OutcomeStatus.UNREADABLE,
+                              reason=exc.strerror or "cannot list")
                 continue
             stack.extend(os.path.join(path, n) for n in names)
         elif stat.S_ISREG(st.st_mode) and ident not in seen_files:
@@ -148,16 +130,16 @@ def _key_pin(pem: bytes, passwords: tuple[bytes, ...]) -> str | None:
 
 
 def _read(path: str, st: os.stat_result, opts: SweepOptions,
-          ) -> tuple[_Found | None, list[_Key], FileOutcome | None]:
+          ) -> tuple[_Found | None, list[_Key], Outcome | None]:
     if st.st_size > opts.max_size:
-        return None, [], FileOutcome(path=path, status=FileStatus.TOO_LARGE,
-                                     reason=f"{st.st_size} bytes > {opts.max_size}")
+        return None, [], Outcome(location=path, status=OutcomeStatus.TOO_LARGE,
+                                 reason=f"{st.st_size} bytes > {opts.max_size}")
     try:
         with open(path, "rb") as fh:
             data = fh.read(opts.max_size + 1)
     except OSError as exc:
-        return None, [], FileOutcome(path=path, status=FileStatus.UNREADABLE,
-                                     reason=exc.strerror or "cannot read")
+        return None, [], Outcome(location=path, status=OutcomeStatus.UNREADABLE,
+                                 reason=exc.strerror or "cannot read")
     if not data or not _candidate(path, data[:4096]):
         return None, [], None
     mode, owner = stat.S_IMODE(st.st_mode), _owner(st.st_uid)
@@ -166,9 +148,9 @@ def _read(path: str, st: os.stat_result, opts: SweepOptions,
     except ParseError as err:
         if not _looks_like_container(path, data):
             return None, [], None  # a file that merely starts with 0x30 or "-----BEGIN "
-        status = (FileStatus.NEEDS_PASSWORD if isinstance(err, PasswordError)
-                  else FileStatus.BROKEN)
-        return None, [], FileOutcome(path=path, status=status, reason=err.reason)
+        status = (OutcomeStatus.NEEDS_PASSWORD if isinstance(err, PasswordError)
+                  else OutcomeStatus.BROKEN)
+        return None, [], Outcome(location=path, status=status, reason=err.reason)
     keys = []
     for info in parsed.keys:
         pin = info.spki_sha256
@@ -226,14 +208,14 @@ class _Pairing:
 
 
 def sweep(roots: Sequence[str], options: SweepOptions | None = None,
-          ) -> Iterator[Sighting | FileOutcome]:
+          ) -> Iterator[Sighting | Outcome]:
     """Every certificate under ``roots`` as a ``Sighting``; every problem as an outcome."""
     opts = options or SweepOptions()
     now = dt.datetime.now(dt.UTC)
     pairing = _Pairing()
     waiting: list[tuple[_Found, list[_Key]]] = []
     for item in walk(roots):
-        if isinstance(item, FileOutcome):
+        if isinstance(item, Outcome):
             yield item
             continue
         path, st = item
@@ -246,15 +228,15 @@ def sweep(roots: Sequence[str], options: SweepOptions | None = None,
             continue
         if pairing.by_pin.get(found.certs[0].spki_sha256):
             yield from _emit(found, keys, pairing, now)
-            yield FileOutcome(path=path, status=FileStatus.OK, reason=found.fmt)
+            yield Outcome(location=path, status=OutcomeStatus.OK, reason=found.fmt)
         else:
             waiting.append((found, keys))
     for found, keys in waiting:
         yield from _emit(found, keys, pairing, now)
-        yield FileOutcome(path=found.path, status=FileStatus.OK, reason=found.fmt)
+        yield Outcome(location=found.path, status=OutcomeStatus.OK, reason=found.fmt)
     for key in pairing.orphans():
-        yield FileOutcome(path=key.path, status=FileStatus.ORPHAN_KEY,
-                              reason="encrypted" if key.info.encrypted else "unencrypted")
+        yield Outcome(location=key.path, status=OutcomeStatus.ORPHAN_KEY,
+                      reason="encrypted" if key.info.encrypted else "unencrypted")
 
 
 def _emit(found: _Found, own: list[_Key], pairing: _Pairing,

@@ -16,12 +16,10 @@ import binascii
 import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from certwarden.errors import ConnectError, ParseError, PasswordError, UsageError
-from certwarden.records import KeyFile, Location, Sighting
+from certwarden.records import KeyFile, Location, Outcome, OutcomeStatus, Sighting
 from certwarden.x509 import Certificate, KeyInfo
 from certwarden.x509.parse import parse_with_passwords, read_limited
 
@@ -31,20 +29,7 @@ _JKS = (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce")
 _BINARY_HINTS = (".p12", ".pfx", ".jks", ".keystore", ".truststore", ".der", ".crt", ".cer")
 
 
-class K8sStatus(StrEnum):
-    OK = "ok"
-    NEEDS_PASSWORD = "needs-password"  # noqa: S105 - a status name, not a password
-    BROKEN = "broken"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class K8sOutcome:
-    target: str  # the location URI (object#key)
-    status: K8sStatus
-    reason: str | None = None
-
-
-Result = Sighting | K8sOutcome
+Result = Sighting | Outcome
 
 
 def _b64(value: str) -> bytes | None:
@@ -105,9 +90,9 @@ def read_object(obj: dict[str, Any], *, kind: str | None = None, context: str = 
             parsed = parse_with_passwords(data, source=uri, passwords=tries)
         except ParseError as err:
             if not (is_key and not _interesting(key, data)):
-                status = (K8sStatus.NEEDS_PASSWORD if isinstance(err, PasswordError)
-                          else K8sStatus.BROKEN)
-                yield K8sOutcome(target=uri, status=status, reason=err.reason)
+                status = (OutcomeStatus.NEEDS_PASSWORD if isinstance(err, PasswordError)
+                          else OutcomeStatus.BROKEN)
+                yield Outcome(location=uri, status=status, reason=err.reason)
             continue
         keys.extend((key, k) for k in parsed.keys)
         if parsed.certificates:
@@ -121,7 +106,7 @@ def read_object(obj: dict[str, Any], *, kind: str | None = None, context: str = 
                 encrypted=match[1].encrypted)
             yield Sighting(certificate=cert, location=loc, seen_at=now, position=pos,
                            key=key_file, extra=dict(extra))
-        yield K8sOutcome(target=loc.uri, status=K8sStatus.OK, reason=f"{len(certs)} cert(s)")
+        yield Outcome(location=loc.uri, status=OutcomeStatus.OK, reason=f"{len(certs)} cert(s)")
 
 
 def _pair(cert: Certificate, pos: int, keys: list[tuple[str, KeyInfo]],

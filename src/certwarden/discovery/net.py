@@ -1,6 +1,8 @@
 """The network scanner: asyncio, bounded concurrency, optional rate, typed outcomes.
 
-Every endpoint ends as one ``ProbeResult`` with a ``Status``; nothing raises out of a probe.
+Every endpoint ends as one ``ProbeResult`` with an ``OutcomeStatus``; nothing raises out of a
+probe. ``ProbeResult.record`` turns it into what the inventory keeps: a ``Sighting``, or an
+``Outcome`` saying why not.
 Verification is off (a scanner must see the bad certificates too) and the whole presented
 chain is kept, leaf first.
 
@@ -33,34 +35,19 @@ from certwarden.discovery.starttls import DIALOGUES, Refused, sniff
 from certwarden.discovery.targets import STARTTLS_PORTS, Endpoint, Starttls
 from certwarden.discovery.tls_fetch import presented_chain, scanner_context
 from certwarden.errors import ParseError
-from certwarden.records import Location, Sighting
+from certwarden.records import Location, Outcome, OutcomeStatus, Sighting
 from certwarden.x509 import Certificate
 
-
-class Status(StrEnum):
-    OK = "ok"
-    REFUSED = "refused"  # TCP reset on connect: nothing listens
-    CONNECT_TIMEOUT = "connect-timeout"  # no answer to SYN: filtered or dead
-    UNREACHABLE = "unreachable"  # no route / network unreachable
-    RESOLVE_FAILED = "resolve-failed"
-    HOST_DOWN = "host-down"  # not tried: this host's first probe could not connect
-    RESET = "reset"  # connection reset after connect
-    CLOSED = "closed"  # closed without a TLS answer (half-open, or hung up)
-    NOT_TLS = "not-tls"  # answered with something that is not TLS (HTTP, SSH, garbage)
-    HANDSHAKE_TIMEOUT = "handshake-timeout"  # connected, never finished the handshake
-    HANDSHAKE_FAILED = "handshake-failed"  # a TLS alert: no shared version or cipher ...
-    STARTTLS_REFUSED = "starttls-refused"  # the plaintext dialogue said no
-    NO_CERTIFICATE = "no-certificate"  # handshake done, but no certificate (PSK, anon)
-    BAD_CERTIFICATE = "bad-certificate"  # the leaf presented is not a parsable certificate
-
-
 # Outcomes where a TCP connection was made: "reached" for --json-out.
-REACHED = frozenset(Status) - {Status.REFUSED, Status.CONNECT_TIMEOUT, Status.UNREACHABLE,
-                               Status.RESOLVE_FAILED, Status.HOST_DOWN}
+REACHED = frozenset({OutcomeStatus.OK, OutcomeStatus.RESET, OutcomeStatus.CLOSED,
+                     OutcomeStatus.NOT_TLS, OutcomeStatus.HANDSHAKE_TIMEOUT,
+                     OutcomeStatus.HANDSHAKE_FAILED, OutcomeStatus.STARTTLS_REFUSED,
+                     OutcomeStatus.NO_CERTIFICATE, OutcomeStatus.BAD_CERTIFICATE})
 # Worth another try with --retries: transient by nature.
-_RETRY = frozenset({Status.CONNECT_TIMEOUT, Status.RESET, Status.CLOSED,
-                    Status.HANDSHAKE_TIMEOUT})
-_DEAD = frozenset({Status.CONNECT_TIMEOUT, Status.UNREACHABLE, Status.RESOLVE_FAILED})
+_RETRY = frozenset({OutcomeStatus.CONNECT_TIMEOUT, OutcomeStatus.RESET, OutcomeStatus.CLOSED,
+                    OutcomeStatus.HANDSHAKE_TIMEOUT})
+_DEAD = frozenset({OutcomeStatus.CONNECT_TIMEOUT, OutcomeStatus.UNREACHABLE,
+                   OutcomeStatus.RESOLVE_FAILED})
 _NOT_TLS_REASONS = ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "PACKET_LENGTH_TOO_LONG",
                     "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "UNEXPECTED_RECORD",
                     "RECORD_LENGTH_MISMATCH", "BAD_PACKET_LENGTH", "ENCRYPTED_LENGTH_TOO_LONG",
@@ -92,7 +79,7 @@ class ScanOptions:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProbeResult:
     endpoint: Endpoint
-    status: Status
+    status: OutcomeStatus
     reason: str | None = None
     starttls: Starttls | None = None  # the dialogue actually used
     chain: tuple[bytes, ...] = ()  # DER, leaf first, as presented
@@ -112,7 +99,7 @@ class ProbeResult:
 
     @property
     def error(self) -> str | None:
-        if self.status is Status.OK:
+        if self.status is OutcomeStatus.OK:
             return None
         return f"{self.status}: {self.reason}" if self.reason else str(self.status)
 
@@ -142,7 +129,7 @@ class ProbeResult:
 
     def sighting(self, seen_at: dt.datetime | None = None,
                  certs: tuple[Certificate, ...] | None = None) -> Sighting | None:
-        if self.status is not Status.OK or not self.chain:
+        if self.status is not OutcomeStatus.OK or not self.chain:
             return None
         certs = certs if certs is not None else self.certificates()
         extra = {} if len(certs) == len(self.chain) else {
@@ -151,6 +138,24 @@ class ProbeResult:
                         seen_at=seen_at or dt.datetime.now(dt.UTC), chain=certs[1:],
                         tls_version=self.tls_version, cipher=self.cipher, alpn=self.alpn,
                         extra=extra)
+
+    def record(self, cache: dict[bytes, Certificate] | None = None) -> Sighting | Outcome:
+        """What the inventory keeps of this probe: its sighting, or an outcome saying why not.
+
+        A handshake whose leaf does not parse ends as ``bad-certificate``. ``cache`` as for
+        ``certificates`` (the recorder passes its own, shared by the whole scan).
+        """
+        where = self.location.uri
+        if self.status is OutcomeStatus.OK:
+            try:
+                certs = self.certificates(cache)
+            except ParseError as exc:
+                return Outcome(location=where, status=OutcomeStatus.BAD_CERTIFICATE,
+                               reason=exc.reason)
+            sighting = self.sighting(None, certs)
+            if sighting is not None:
+                return sighting
+        return Outcome(location=where, status=self.status, reason=self.reason)
 
 
 @dataclass(slots=True)
@@ -226,7 +231,8 @@ class Scanner:
         else:
             await gate.done.wait()
             if gate.dead is not None:
-                return ProbeResult(endpoint=ep, status=Status.HOST_DOWN, reason=gate.dead)
+                return ProbeResult(endpoint=ep, status=OutcomeStatus.HOST_DOWN,
+                                   reason=gate.dead)
         try:
             return await self._probe(ep, gate if opener else None)
         finally:
@@ -236,13 +242,13 @@ class Scanner:
         opts = self.options
         proto = _planned_starttls(ep, opts.starttls)
         result = await self._with_retries(ep, proto, gate)
-        if (result.status is Status.NOT_TLS and proto is None
+        if (result.status is OutcomeStatus.NOT_TLS and proto is None
                 and opts.starttls is StarttlsMode.AUTO):
             found = sniff(result.banner) if result.banner else await self._sniff(ep)
             if found is not None:
                 again = await self._with_retries(ep, found, None)
-                result = again if again.status is Status.OK or again.status not in (
-                    Status.CONNECT_TIMEOUT, Status.REFUSED) else result
+                result = again if again.status is OutcomeStatus.OK or again.status not in (
+                    OutcomeStatus.CONNECT_TIMEOUT, OutcomeStatus.REFUSED) else result
         return result
 
     async def _with_retries(self, ep: Endpoint, proto: Starttls | None,
@@ -279,41 +285,42 @@ class Scanner:
                     await DIALOGUES[proto](reader, writer, ep.sni or ep.host)
                     await writer.drain()
                 elif early := _early(reader):
-                    return ProbeResult(endpoint=ep, status=Status.NOT_TLS, banner=early,
+                    return ProbeResult(endpoint=ep, status=OutcomeStatus.NOT_TLS, banner=early,
                                        reason=f"the server spoke first: {_show(early)}",
                                        elapsed=time.perf_counter() - t0)
                 await writer.start_tls(self._ctx, server_hostname=ep.sni)
             tls: Any = writer.get_extra_info("ssl_object")
             chain = presented_chain(tls)
             cipher = tls.cipher()
-            status = Status.OK if chain else Status.NO_CERTIFICATE
+            status = OutcomeStatus.OK if chain else OutcomeStatus.NO_CERTIFICATE
             return ProbeResult(endpoint=ep, status=status, starttls=proto, chain=chain,
                                tls_version=tls.version(), cipher=cipher[0] if cipher else None,
                                alpn=tls.selected_alpn_protocol(),
                                elapsed=time.perf_counter() - t0)
         except TimeoutError:
             what = f"{proto} dialogue or TLS handshake" if proto else "TLS handshake"
-            status, reason = Status.HANDSHAKE_TIMEOUT, (
+            status, reason = OutcomeStatus.HANDSHAKE_TIMEOUT, (
                 f"{what} not finished within {self.options.handshake_timeout:g}s")
         except Refused as exc:
-            status, reason = Status.STARTTLS_REFUSED, exc.reason
+            status, reason = OutcomeStatus.STARTTLS_REFUSED, exc.reason
         except asyncio.IncompleteReadError:
-            status, reason = Status.CLOSED, f"closed during the {proto} dialogue"
+            status, reason = OutcomeStatus.CLOSED, f"closed during the {proto} dialogue"
         except ssl.SSLError as exc:
             status, reason = _tls_failure(exc)
         except ConnectionResetError as exc:
             # asyncio reports a FIN during the handshake as a bare ConnectionResetError;
             # a real reset from the kernel carries ECONNRESET.
-            status, reason = ((Status.RESET, "connection reset by peer") if exc.errno
-                              else (Status.CLOSED, "closed by the server before TLS finished"))
+            status, reason = ((OutcomeStatus.RESET, "connection reset by peer") if exc.errno
+                              else (OutcomeStatus.CLOSED,
+                                    "closed by the server before TLS finished"))
         except OSError as exc:
-            status, reason = Status.CLOSED, _one_line(exc)
+            status, reason = OutcomeStatus.CLOSED, _one_line(exc)
         finally:
             writer.transport.abort()
         early = _early(reader) if proto is None else b""
         if early:
             # It spoke before our ClientHello got an answer: not TLS, whatever broke after.
-            status, reason = Status.NOT_TLS, f"the server spoke first: {_show(early)}"
+            status, reason = OutcomeStatus.NOT_TLS, f"the server spoke first: {_show(early)}"
         return ProbeResult(endpoint=ep, status=status, reason=reason, starttls=proto,
                            elapsed=time.perf_counter() - t0, banner=early)
 
@@ -362,34 +369,34 @@ def _with(result: ProbeResult, *, attempts: int) -> ProbeResult:
                        elapsed=result.elapsed, attempts=attempts, banner=result.banner)
 
 
-def _connect_failure(exc: BaseException, timeout: float) -> tuple[Status, str]:
+def _connect_failure(exc: BaseException, timeout: float) -> tuple[OutcomeStatus, str]:
     if isinstance(exc, TimeoutError):
-        return Status.CONNECT_TIMEOUT, f"no answer within {timeout:g}s"
+        return OutcomeStatus.CONNECT_TIMEOUT, f"no answer within {timeout:g}s"
     if isinstance(exc, socket.gaierror):
-        return Status.RESOLVE_FAILED, _one_line(exc)
+        return OutcomeStatus.RESOLVE_FAILED, _one_line(exc)
     if isinstance(exc, ConnectionRefusedError):
-        return Status.REFUSED, "connection refused"
+        return OutcomeStatus.REFUSED, "connection refused"
     if isinstance(exc, ConnectionResetError) or getattr(exc, "errno", None) == errno.ECONNRESET:
-        return Status.RESET, "connection reset by peer right after connect"
+        return OutcomeStatus.RESET, "connection reset by peer right after connect"
     if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH,
                                                   errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-        return Status.UNREACHABLE, _one_line(exc)
+        return OutcomeStatus.UNREACHABLE, _one_line(exc)
     if isinstance(exc, OSError) and "Multiple exceptions" in str(exc):
         # open_connection tried several addresses of a name; all refused or unreachable.
         refused = "refused" in str(exc).lower()
-        return (Status.REFUSED if refused else Status.UNREACHABLE), _one_line(exc)
-    return Status.UNREACHABLE, _one_line(exc)
+        return (OutcomeStatus.REFUSED if refused else OutcomeStatus.UNREACHABLE), _one_line(exc)
+    return OutcomeStatus.UNREACHABLE, _one_line(exc)
 
 
-def _tls_failure(exc: ssl.SSLError) -> tuple[Status, str]:
+def _tls_failure(exc: ssl.SSLError) -> tuple[OutcomeStatus, str]:
     reason = str(exc.reason or "")
     if isinstance(exc, ssl.SSLEOFError) or reason == "UNEXPECTED_EOF_WHILE_READING":
-        return Status.CLOSED, "closed by the server during the TLS handshake"
+        return OutcomeStatus.CLOSED, "closed by the server during the TLS handshake"
     if isinstance(exc, ssl.SSLZeroReturnError):
-        return Status.CLOSED, "TLS connection closed during the handshake"
+        return OutcomeStatus.CLOSED, "TLS connection closed during the handshake"
     if reason in _NOT_TLS_REASONS:
-        return Status.NOT_TLS, f"the server's answer is not TLS ({reason})"
-    return Status.HANDSHAKE_FAILED, reason or _one_line(exc)
+        return OutcomeStatus.NOT_TLS, f"the server's answer is not TLS ({reason})"
+    return OutcomeStatus.HANDSHAKE_FAILED, reason or _one_line(exc)
 
 
 def _one_line(exc: BaseException) -> str:

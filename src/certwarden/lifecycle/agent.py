@@ -13,16 +13,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from certwarden.errors import CertwardenError, ParseError
+from certwarden.errors import CertwardenError
 from certwarden.lifecycle.config import LifecycleConfig, Schedule
 from certwarden.lifecycle.events import Event, EventKind
 from certwarden.lifecycle.notify import Notifier
 from certwarden.lifecycle.renew import Renewer
-from certwarden.records import Sighting
+from certwarden.records import Outcome, Sighting
 from certwarden.store.inventory import Inventory
 from certwarden.store.managed import ManagedStore
 from certwarden.x509 import Kind
@@ -107,27 +107,49 @@ class Agent:
             return {"renewals": len(outcomes)}
         if sched.job == "notify":
             return self.notify()
-        if sched.job == "files":
-            found = self._record("files", list(opts.get("paths", ())), _sweep(opts))
-        elif sched.job == "k8s":
-            found = self._record("k8s", [str(opts.get("context") or "current")], _k8s(opts))
-        else:
-            found = self._record("net", list(opts.get("targets", ())), _scan(opts))
-        ownerless = self.ownerless(found)
-        return {"sightings": len(found), "ownerless_self_signed": ownerless}
-
-    def _record(self, kind: str, targets: list[str],
-                items: Iterable[Sighting | tuple[str, str, str | None]]) -> list[Sighting]:
-        scan_id = self.inventory.start_scan(kind, targets)
         found: list[Sighting] = []
-        for item in items:
+
+        def keep(item: Sighting | Outcome) -> Sighting | Outcome:
             if isinstance(item, Sighting):
                 found.append(item)
-            else:
-                self.inventory.record_outcome(scan_id, *item)
-        self.inventory.add_sightings(scan_id, found)
-        self.inventory.finish_scan(scan_id)
-        return found
+            return item
+
+        def seen(_raw: object, item: Sighting | Outcome) -> None:
+            keep(item)
+
+        if sched.job == "files":
+            from certwarden.discovery.files import sweep
+
+            paths = list(opts.get("paths", ()))
+            with self.inventory.record("files", paths) as rec:
+                rec.add_all(keep(i) for i in sweep(paths))
+        elif sched.job == "k8s":
+            from certwarden.discovery.k8s import read_cluster
+
+            with self.inventory.record("k8s", [str(opts.get("context") or "current")]) as rec:
+                rec.add_all(keep(i) for i in read_cluster(
+                    kubeconfig=opts.get("kubeconfig"), context=opts.get("context"),
+                    namespace=opts.get("namespace")))
+        else:
+            from certwarden.discovery.net import Scanner, ScanOptions
+            from certwarden.discovery.targets import (
+                DEFAULT_PORTS,
+                endpoints,
+                parse_ports,
+                read_targets,
+            )
+
+            targets = list(opts.get("targets", ()))
+            ports = parse_ports(str(opts["ports"])) if "ports" in opts else DEFAULT_PORTS
+            timeout = float(opts.get("timeout", 3.0))
+            options = ScanOptions(connect_timeout=timeout, handshake_timeout=timeout,
+                                  starttls=str(opts.get("starttls", "auto")))  # type: ignore[arg-type]
+            with self.inventory.record("net", targets) as rec:
+                asyncio.run(rec.stream(Scanner(options).scan(
+                    endpoints(read_targets(targets), ports)),
+                    seen=seen))
+        ownerless = self.ownerless(found)
+        return {"sightings": len(found), "ownerless_self_signed": ownerless}
 
     def ownerless(self, found: Sequence[Sighting]) -> int:
         managed = {m.sha256 for m in self.store.all()}
@@ -173,46 +195,3 @@ class Agent:
             sent, failed = sent + (error is None), failed + (error is not None)
         return {"expiring": warned, "sent": sent, "failed": failed}
 
-
-def _sweep(opts: Mapping[str, Any]) -> Iterable[Sighting | tuple[str, str, str | None]]:
-    from certwarden.discovery.files import FileOutcome, sweep
-
-    for item in sweep(list(opts.get("paths", ()))):
-        yield (item.path, str(item.status), item.reason) if isinstance(item, FileOutcome) \
-            else item
-
-
-def _k8s(opts: Mapping[str, Any]) -> Iterable[Sighting | tuple[str, str, str | None]]:
-    from certwarden.discovery.k8s import K8sOutcome, read_cluster
-
-    for item in read_cluster(kubeconfig=opts.get("kubeconfig"), context=opts.get("context"),
-                             namespace=opts.get("namespace")):
-        yield (item.target, str(item.status), item.reason) if isinstance(item, K8sOutcome) \
-            else item
-
-
-def _scan(opts: Mapping[str, Any]) -> list[Sighting | tuple[str, str, str | None]]:
-    from certwarden.discovery.net import Scanner, ScanOptions, Status
-    from certwarden.discovery.targets import DEFAULT_PORTS, endpoints, parse_ports, read_targets
-
-    specs = read_targets(list(opts.get("targets", ())))
-    ports = parse_ports(str(opts["ports"])) if "ports" in opts else DEFAULT_PORTS
-    timeout = float(opts.get("timeout", 3.0))
-    options = ScanOptions(connect_timeout=timeout, handshake_timeout=timeout,
-                          starttls=str(opts.get("starttls", "auto")))  # type: ignore[arg-type]
-
-    async def go() -> list[Sighting | tuple[str, str, str | None]]:
-        out: list[Sighting | tuple[str, str, str | None]] = []
-        async for r in Scanner(options).scan(endpoints(specs, ports)):
-            try:
-                sg = r.sighting() if r.status is Status.OK else None
-            except ParseError as exc:
-                out.append((r.location.uri, str(Status.BAD_CERTIFICATE), exc.reason))
-                continue
-            if sg is not None:
-                out.append(sg)
-            else:
-                out.append((r.location.uri, str(r.status), r.reason))
-        return out
-
-    return asyncio.run(go())

@@ -276,8 +276,9 @@ def served_sha256(uri: str, *, timeout: float) -> str:
     """The SHA-256 of the leaf ``uri`` serves now; ``DeployError`` when no handshake."""
     import hashlib
 
-    from certwarden.discovery.net import Scanner, ScanOptions, StarttlsMode, Status
+    from certwarden.discovery.net import Scanner, ScanOptions, StarttlsMode
     from certwarden.discovery.targets import Endpoint, Starttls
+    from certwarden.records import OutcomeStatus
 
     ep = parse_tls(uri)
     proto = Starttls(ep.starttls) if ep.starttls else None
@@ -285,7 +286,7 @@ def served_sha256(uri: str, *, timeout: float) -> str:
                        starttls=proto or StarttlsMode.NONE, alpn=())
     result = asyncio.run(Scanner(opts).probe(Endpoint(host=ep.host, port=ep.port,
                                                       sni=ep.sni or None, starttls=proto)))
-    if result.status is not Status.OK or not result.chain:
+    if result.status is not OutcomeStatus.OK or not result.chain:
         raise DeployError(uri, result.error or "no certificate served")
     return hashlib.sha256(result.chain[0]).hexdigest()
 

@@ -354,16 +354,12 @@ def rescan_files(inventory: Inventory, results: Sequence[Result]) -> int | None:
 
 
 def sweep_paths(inventory: Inventory, paths: Iterable[str]) -> int | None:
-    from certwarden.discovery.files import FileOutcome, sweep
+    """Sweep ``paths`` into the inventory (one files scan through the recorder)."""
+    from certwarden.discovery.files import sweep
 
     todo = sorted(set(paths))
     if not todo:
         return None
-    scan_id = inventory.start_scan("files", todo)
-    items = list(sweep(todo))
-    for item in items:
-        if isinstance(item, FileOutcome):
-            inventory.record_outcome(scan_id, item.path, str(item.status), item.reason)
-    inventory.add_sightings(scan_id, (i for i in items if isinstance(i, Sighting)))
-    inventory.finish_scan(scan_id)
-    return scan_id
+    with inventory.record("files", todo) as rec:
+        rec.add_all(sweep(todo))
+    return rec.scan_id

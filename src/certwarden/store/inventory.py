@@ -1,7 +1,8 @@
 """The inventory: every certificate found, where, when, by which scan; and what changed.
 
-Writes are streamed and committed in batches (``batch_size`` sightings or outcomes), so a
-scan killed half-way keeps everything written before the last commit. Re-running a scan
+Sources write through ``Inventory.record(kind, targets)``, a ``Recorder`` (store/recorder.py)
+that streams sightings and outcomes in committed batches (``batch_size``), so a scan killed
+half-way keeps everything written before the last commit. Re-running a scan
 adds no duplicate certificate, location or sighting; it adds an observation row per
 sighting, moves ``last_seen`` forward and records changes (``new``, ``changed`` — another
 leaf now served at a location —, ``gone`` — a location a comparable earlier scan found and
@@ -14,7 +15,6 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -22,11 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from certwarden.errors import UsageError
-from certwarden.records import Location, Sighting
+from certwarden.records import Location, Outcome, OutcomeStatus, Sighting
 from certwarden.store.db import make_engine, session_factory
 from certwarden.store.inventory_records import (
     Change,
-    Outcome,
+    RecordedOutcome,
     ScanDiff,
     ScanSummary,
     StoreError,
@@ -46,13 +46,13 @@ from certwarden.store.inventory_tables import (
     SightingRow,
     TagRow,
 )
+from certwarden.store.recorder import Recorder
 from certwarden.x509 import Certificate
 
 # Big enough that a commit costs little per sighting, small enough that a SIGKILL loses
 # at most a fraction of a second of a fast scan.
 DEFAULT_BATCH = 100
 _IN_CHUNK = 500  # bound parameters per IN (...) query: well under SQLite's 32766 limit
-
 
 
 def _now() -> dt.datetime:
@@ -72,11 +72,6 @@ def _chunks(items: Sequence[Any], n: int = _IN_CHUNK) -> Iterator[Sequence[Any]]
         yield items[i : i + n]
 
 
-@dataclass(slots=True)
-class _Pending:
-    outcomes: list[OutcomeRow] = field(default_factory=list)
-
-
 class Inventory:
     """The inventory database. Open with ``Inventory.open(url)``; close when done."""
 
@@ -84,7 +79,7 @@ class Inventory:
         self._engine = engine
         self._sessions = session_factory(engine)
         self._batch = max(1, batch_size)
-        self._pending: dict[int, _Pending] = {}
+        self._recorders: dict[int, Recorder] = {}  # open scans, by id
 
     @classmethod
     def open(cls, url: str | None = None, *, batch_size: int = DEFAULT_BATCH) -> Inventory:
@@ -102,7 +97,17 @@ class Inventory:
         finally:
             self._engine.dispose()
 
-    # --- writing -----------------------------------------------------------------------
+    # --- writing (sources use ``record``; the rest is its machinery) ---------------------
+
+    def record(self, kind: str, targets: Sequence[str]) -> Recorder:
+        """Start a scan of ``kind`` over ``targets``; use as ``with inv.record(...) as rec``."""
+        return self._recorder(self.start_scan(kind, targets))
+
+    def _recorder(self, scan_id: int) -> Recorder:
+        rec = self._recorders.get(scan_id)
+        if rec is None:
+            rec = self._recorders[scan_id] = Recorder(self, scan_id, batch_size=self._batch)
+        return rec
 
     def start_scan(self, kind: str, targets: Sequence[str]) -> int:
         row = ScanRow(kind=kind, targets=json.dumps(list(targets)),
@@ -112,44 +117,37 @@ class Inventory:
             s.add(row)
             s.flush()
             scan_id = row.id
-        self._pending[scan_id] = _Pending()
         return scan_id
 
     def add_sightings(self, scan_id: int, sightings: Iterable[Sighting]) -> int:
-        """Store ``sightings`` (streamed), committing every ``batch_size``. Returns the count."""
+        """Store ``sightings`` (streamed) through the scan's recorder. Returns the count."""
         self._scan_row(scan_id)
+        rec = self._recorder(scan_id)
         total = 0
-        batch: list[Sighting] = []
         for sighting in sightings:
-            batch.append(sighting)
-            if len(batch) >= self._batch:
-                total += self._write_batch(scan_id, batch)
-                batch = []
-        if batch:
-            total += self._write_batch(scan_id, batch)
+            rec.add(sighting)
+            total += 1
+        rec.flush()
         return total
 
-    def record_outcome(self, scan_id: int, target: str, status: str,
+    def record_outcome(self, scan_id: int, target: str, status: OutcomeStatus | str,
                        reason: str | None) -> None:
         """Note what happened at one target. Buffered; written with the next batch."""
-        pending = self._pending.setdefault(scan_id, _Pending())
-        pending.outcomes.append(OutcomeRow(scan_id=scan_id, target=target, status=str(status),
-                                           reason=reason, at=_now()))
-        if len(pending.outcomes) >= self._batch:
-            self._write_batch(scan_id, [])
+        self._recorder(scan_id).add(Outcome(location=target, status=OutcomeStatus(status),
+                                            reason=reason))
 
     def flush(self) -> None:
-        for scan_id, pending in list(self._pending.items()):
-            if pending.outcomes:
-                self._write_batch(scan_id, [])
+        for rec in list(self._recorders.values()):
+            rec.flush()
 
     def finish_scan(self, scan_id: int) -> None:
         """Write what is buffered, mark locations that went away, stamp the end time."""
-        self._write_batch(scan_id, [])
+        rec = self._recorders.pop(scan_id, None)
+        if rec is not None:
+            rec.flush()
         now = _now()
         with self._write() as s:
-            scan = s.get(ScanRow, scan_id)
-            assert scan is not None  # _write_batch checked
+            scan = self._scan_in(s, scan_id)
             seen_now = set(s.scalars(
                 select(SightingRow.location_id).join(
                     ObservationRow, ObservationRow.sighting_id == SightingRow.id)
@@ -164,7 +162,6 @@ class Inventory:
                                 old_cert_id=loc.current_cert_id, new_cert_id=None, at=now))
             scan.finished_at = now
             self._refresh_counts(s, scan)
-        self._pending.pop(scan_id, None)
 
     def _gone_candidates(self, s: Session, scan: ScanRow) -> set[int]:
         # 1. what the latest earlier comparable scan (same kind, same targets) observed;
@@ -191,31 +188,29 @@ class Inventory:
         scan.errors = s.scalar(select(func.count()).select_from(OutcomeRow).where(
             OutcomeRow.scan_id == scan.id, OutcomeRow.status != "ok")) or 0
 
-    def _write_batch(self, scan_id: int, batch: list[Sighting]) -> int:
-        pending = self._pending.setdefault(scan_id, _Pending())
+    def write_batch(self, scan_id: int, sightings: Sequence[Sighting],
+                    outcomes: Sequence[tuple[Outcome, dt.datetime]]) -> None:
+        """Commit one batch in one transaction: the recorder's primitive (use ``record``)."""
+        batch = list(sightings)
         # One retry: a concurrent writer (another worker on PostgreSQL) may have inserted the
         # same certificate or location between our lookup and our insert.
         for attempt in (1, 2):
-            outcomes = [OutcomeRow(scan_id=o.scan_id, target=o.target, status=o.status,
-                                   reason=o.reason, at=o.at) for o in pending.outcomes]
+            rows = [OutcomeRow(scan_id=scan_id, target=o.location, status=str(o.status),
+                               reason=o.reason, at=at) for o, at in outcomes]
             try:
                 with self._write() as s:
-                    scan = s.get(ScanRow, scan_id)
-                    if scan is None:
-                        raise UsageError(f"no scan {scan_id} in the inventory")
+                    scan = self._scan_in(s, scan_id)
                     added = self._store(s, scan_id, batch) if batch else 0
-                    s.add_all(outcomes)
+                    s.add_all(rows)
                     # Counted as we go (a COUNT per batch would make long scans quadratic);
                     # finish_scan recounts exactly.
                     scan.sightings += added
-                    scan.errors += sum(1 for o in outcomes if o.status != "ok")
-                pending.outcomes.clear()
-                return len(batch)
+                    scan.errors += sum(1 for o in rows if o.status != "ok")
+                return
             except IntegrityError:
                 if attempt == 2:
                     raise StoreError("inventory write conflicted twice; "
                                      "another writer holds the same rows") from None
-        return 0  # pragma: no cover - the loop returns or raises
 
     def _store(self, s: Session, scan_id: int, batch: list[Sighting]) -> int:
         certs: dict[str, Certificate] = {}
@@ -412,9 +407,9 @@ class Inventory:
         with self._read() as s:
             return to_summary(self._scan_in(s, scan_id))
 
-    def outcomes(self, scan_id: int) -> list[Outcome]:
+    def outcomes(self, scan_id: int) -> list[RecordedOutcome]:
         with self._read() as s:
-            return [Outcome(target=r.target, status=r.status, reason=r.reason, at=r.at)
+            return [RecordedOutcome(target=r.target, status=r.status, reason=r.reason, at=r.at)
                     for r in s.scalars(select(OutcomeRow).where(OutcomeRow.scan_id == scan_id)
                                        .order_by(OutcomeRow.id))]
 
@@ -473,7 +468,5 @@ class Inventory:
         return Transaction(self._sessions(), commit=False)
 
 
-
-
-__all__ = ["DEFAULT_BATCH", "Change", "Inventory", "Outcome", "ScanDiff", "ScanSummary",
-           "StoreError"]
+__all__ = ["DEFAULT_BATCH", "Change", "Inventory", "RecordedOutcome", "Recorder", "ScanDiff",
+           "ScanSummary", "StoreError"]

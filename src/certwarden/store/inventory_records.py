@@ -31,7 +31,9 @@ class ScanSummary:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
+class RecordedOutcome:
+    """A ``records.Outcome`` as one scan stored it: the place, what happened, and when."""
+
     target: str
     status: str
     reason: str | None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from certwarden.errors import CertwardenError
-from certwarden.records import Location, Sighting
+from certwarden.records import Location, Outcome, OutcomeStatus, Sighting
 from certwarden.traffic.alerts import Alert, Blocklist, Context, evaluate
 from certwarden.traffic.analyzer import CaptureStats, analyze
 from certwarden.traffic.session import TlsSession
@@ -45,6 +45,15 @@ class NewCertificate:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaptureDone:
     stats: CaptureStats
+
+    @property
+    def outcome(self) -> Outcome:
+        """What the inventory keeps of the capture: ``ok``, or ``error`` with the reason
+        (the statistics stay in ``stats``, for the capture's JSON line)."""
+        st = self.stats
+        return Outcome(location=st.path,
+                       status=OutcomeStatus.ERROR if st.error else OutcomeStatus.OK,
+                       reason=st.error)
 
 
 Event = Observed | NewCertificate | CaptureDone

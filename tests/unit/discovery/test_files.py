@@ -11,7 +11,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certwarden.discovery.files import FileOutcome, FileStatus, SweepOptions, key_problems, sweep
+from certwarden.discovery.files import SweepOptions, key_problems, sweep
+from certwarden.records import Outcome as FileOutcome  # one outcome record for every source
+from certwarden.records import OutcomeStatus as FileStatus
 from certwarden.records import Sighting
 from discovery_support import issue, write_pem
 
@@ -60,7 +62,7 @@ def test_keys_pair_by_public_key_across_directories(tmp_path: Path) -> None:
     assert (enc.path, enc.encrypted, key_problems(enc)) == (
         str(tmp_path / "private" / "enc.key"), True, [])
     orphans = [o for o in outcomes if o.status is FileStatus.ORPHAN_KEY]
-    assert [(Path(o.path).name, o.reason) for o in orphans] == [("orphan.key", "unencrypted")]
+    assert [(Path(o.location).name, o.reason) for o in orphans] == [("orphan.key", "unencrypted")]
 
 
 def test_keystores_and_their_passwords(tmp_path: Path) -> None:
@@ -101,7 +103,7 @@ def test_skips_fifo_loops_big_files_and_pseudo_filesystems(tmp_path: Path) -> No
     sightings, outcomes = _split(list(sweep([str(tmp_path)], SweepOptions(max_size=4096))))
     # One inode, read once: under the first name the sorted walk meets.
     assert [Path(s.location.path or "").name for s in sightings] == ["alias.pem"]
-    statuses = sorted((Path(o.path).name, o.status) for o in outcomes)
+    statuses = sorted((Path(o.location).name, o.status) for o in outcomes)
     assert ("big.pem", FileStatus.TOO_LARGE) in statuses
     assert ("loop", FileStatus.LOOP) in statuses
     assert not any(name == "fifo.pem" for name, _ in statuses)

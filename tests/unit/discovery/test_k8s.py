@@ -23,8 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certwarden.cli import main
-from certwarden.discovery.k8s import K8sOutcome, K8sStatus, read_cluster, read_dump
+from certwarden.discovery.k8s import read_cluster, read_dump
 from certwarden.errors import ConnectError, UsageError
+from certwarden.records import Outcome as K8sOutcome  # one outcome record for every source
+from certwarden.records import OutcomeStatus as K8sStatus
 from certwarden.records import Sighting
 from certwarden.store.inventory import Inventory
 from discovery_support import Issued, issue
@@ -86,7 +88,7 @@ def _check(results: list[Sighting | K8sOutcome], e: dict[str, Issued], ctx: str)
     assert p12_key is not None
     assert p12_key.encrypted
     broken = [r for r in results if isinstance(r, K8sOutcome) and r.status != K8sStatus.OK]
-    assert [(b.target, b.status) for b in broken] == [
+    assert [(b.location, b.status) for b in broken] == [
         (f"k8s://{ctx}/default/broken#cert.pem", K8sStatus.BROKEN)]
 
 
