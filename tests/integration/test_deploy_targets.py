@@ -220,3 +220,29 @@ def test_k8s_unreachable_fails_before_touching_anything(tmp_path: Path) -> None:
     assert result.reason is not None
     assert result.reason.startswith("read: ")
     assert key.read_bytes() == b"old key"
+
+
+def test_a_pre_deploy_check_refuses_before_anything_is_touched(tmp_path: Path) -> None:
+    from certwarden.lifecycle.deploy import DeployRefused
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_bytes(b"old cert")
+    key.write_bytes(b"old key")
+    seen: list[str] = []
+
+    def no_new_keys(material: Material, recipe: Recipe, *, location: str) -> None:
+        seen.append(material.sha256)
+        raise DeployRefused(location, "no recorded pin covers the new key")
+
+    new = _material()
+    hook = tmp_path / "hook-ran"
+    result = deploy(new, Recipe(targets=(Target(kind=TargetKind.KEY, path=str(key)),
+                                         Target(kind=TargetKind.FULLCHAIN, path=str(cert))),
+                                reload=f"touch {hook}"),
+                    location="tls://127.0.0.1:443", checks=(no_new_keys,))
+    assert result.status is DeployStatus.REFUSED
+    assert result.line() == "refused: tls://127.0.0.1:443: no recorded pin covers the new key"
+    assert seen == [new.sha256]
+    assert (cert.read_bytes(), key.read_bytes()) == (b"old cert", b"old key")
+    assert not hook.exists()
+    assert result.backups == ()

@@ -64,6 +64,11 @@ class PreDeployCheck(Protocol):
     def __call__(self, material: Material, recipe: Recipe, *, location: str) -> None: ...
 
 
+# The checks every deploy runs unless its caller passes its own (replace and renewals use
+# this): the place where the pin guard (lifecycle/pins.py) is registered.
+PRE_DEPLOY_CHECKS: tuple[PreDeployCheck, ...] = ()
+
+
 class DeployStatus(StrEnum):
     DEPLOYED = "deployed"
     ROLLED_BACK = "rolled-back"
@@ -124,7 +129,8 @@ def backup_path(path: Path, stamp: str) -> Path:
 
 
 def deploy(material: Material, recipe: Recipe, *, location: str, served: Sequence[str] = (),
-           checks: Sequence[PreDeployCheck] = (), env: Mapping[str, str] | None = None,
+           checks: Sequence[PreDeployCheck] = PRE_DEPLOY_CHECKS,
+           env: Mapping[str, str] | None = None,
            stamp: str | None = None,
            kube: Callable[[Target], KubeSecrets] = KubeSecrets) -> DeployResult:
     """Deploy ``material`` by ``recipe``; verify; roll back on failure (see the module doc).

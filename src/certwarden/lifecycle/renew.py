@@ -27,7 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from certwarden.ca import Authority
 from certwarden.errors import CertwardenError
 from certwarden.lifecycle.config import RenewalConfig
-from certwarden.lifecycle.deploy import DeployStatus, PreDeployCheck, Recipe, deploy
+from certwarden.lifecycle.deploy import (
+    PRE_DEPLOY_CHECKS,
+    DeployStatus,
+    PreDeployCheck,
+    Recipe,
+    deploy,
+)
 from certwarden.lifecycle.deploy_targets import Material, TargetKind
 from certwarden.lifecycle.events import Event, EventKind, EventSink
 from certwarden.store.managed import ManagedStore
@@ -160,7 +166,7 @@ class Renewer:
     cfg: RenewalConfig
     owner: str  # who holds the leases: host:pid
     events: EventSink
-    checks: Sequence[PreDeployCheck] = ()
+    checks: Sequence[PreDeployCheck] = PRE_DEPLOY_CHECKS
     env: Mapping[str, str] | None = None
     lease: dt.timedelta = DEFAULT_LEASE
     after_deploy: Callable[[Sequence[str]], None] | None = None  # e.g. sweep files into inv

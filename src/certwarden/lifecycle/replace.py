@@ -21,7 +21,13 @@ from pathlib import Path
 from certwarden.ca import Authority
 from certwarden.errors import CertwardenError, UsageError
 from certwarden.lifecycle.config import LifecycleConfig
-from certwarden.lifecycle.deploy import DeployStatus, PreDeployCheck, Recipe, deploy
+from certwarden.lifecycle.deploy import (
+    PRE_DEPLOY_CHECKS,
+    DeployStatus,
+    PreDeployCheck,
+    Recipe,
+    deploy,
+)
 from certwarden.lifecycle.deploy_targets import (
     Material,
     Target,
@@ -209,7 +215,7 @@ class Deployer:
     config: LifecycleConfig = field(default_factory=LifecycleConfig)
     reload: str | None = None  # --reload: wins over the config's
     store: ManagedStore | None = None
-    checks: Sequence[PreDeployCheck] = ()
+    checks: Sequence[PreDeployCheck] = PRE_DEPLOY_CHECKS
     env: Mapping[str, str] | None = None
     events: EventSink = discard
 
