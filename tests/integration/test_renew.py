@@ -246,3 +246,36 @@ def test_config_errors_name_their_line(tmp_path: Path, capsys: pytest.CaptureFix
         [err] = capsys.readouterr().err.strip().splitlines()
         assert err.startswith(f"certwarden: error: {path}:{line}: "), err
         assert reason in err
+
+
+def test_a_dead_renewers_lease_expires_and_the_work_is_taken_over(db: str) -> None:
+    import datetime as dt
+
+    from certwarden.store.managed import ManagedStore
+    from certwarden.store.managed_records import KeyPolicy, NewManaged
+
+    now = dt.datetime.now(dt.UTC)
+    with ManagedStore.open(db) as store:
+        mid = store.put(NewManaged(
+            names=("a.test",), profile="tls-server", key_policy=KeyPolicy.NEW,
+            renew_before=None, recipe={"targets": []}, locations=("file:///a.pem",),
+            serial="01", sha256="ab" * 32, not_before=now - dt.timedelta(days=20),
+            not_after=now + dt.timedelta(days=10), renew_at=now - dt.timedelta(days=1)))
+        [m] = store.all()
+        lease = dt.timedelta(seconds=30)
+        assert store.claim(m, owner="host-a:1", lease=lease, now=now)
+        # host-a dies holding it: nobody else may take it while the lease runs ...
+        assert not store.claim(m, owner="host-b:2", lease=lease, now=now + dt.timedelta(seconds=29))
+        # ... and afterwards host-b does, once; host-a's late result is not recorded.
+        later = now + dt.timedelta(seconds=31)
+        assert store.claim(m, owner="host-b:2", lease=lease, now=later)
+        assert not store.renewed(mid, owner="host-a:1", serial="02", sha256="cd" * 32,
+                                 not_before=later, not_after=later + dt.timedelta(days=30),
+                                 renew_at=later + dt.timedelta(days=20))
+        assert store.renewed(mid, owner="host-b:2", serial="03", sha256="ef" * 32,
+                             not_before=later, not_after=later + dt.timedelta(days=30),
+                             renew_at=later + dt.timedelta(days=20))
+        [after] = store.all()
+        assert (after.serial, after.generation, after.lease_owner) == ("03", 1, None)
+        # The row read before the renewal can no longer be claimed: it was renewed since.
+        assert not store.claim(m, owner="host-c:3", lease=lease, now=later)
