@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from certwarden.lifecycle.deploy import DeployStatus, Recipe, deploy
 from certwarden.lifecycle.deploy_targets import Material, Target, TargetKind
 from certwarden.x509 import create as mk
+from certwarden.x509 import parse_bytes
 from tests.conftest import require_tool
 
 
@@ -246,3 +247,38 @@ def test_a_pre_deploy_check_refuses_before_anything_is_touched(tmp_path: Path) -
     assert (cert.read_bytes(), key.read_bytes()) == (b"old cert", b"old key")
     assert not hook.exists()
     assert result.backups == ()
+
+
+def test_replace_apply_replaces_a_discovered_secret_through_the_api(
+        kubeconfig: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from certwarden.cli import main
+
+    monkeypatch.setenv("CERTWARDEN_DATABASE_URL", f"sqlite:///{tmp_path / 'inv.db'}")
+    monkeypatch.setenv("CERTWARDEN_CA_PASSPHRASE", "k8s-replace-passphrase")
+    monkeypatch.setenv("CERTWARDEN_CA_DIR", str(tmp_path / "ca"))
+    assert main(["ca", "init", "--name", "Cluster CA"]) == 0
+    old = mk.self_signed(["shop.test"])
+    secret = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+              "metadata": {"name": "shop-tls", "namespace": "shop"},
+              "data": {"tls.crt": base64.b64encode(old.certificate.pem().encode()).decode(),
+                       "tls.key": base64.b64encode(old.key_pem()).decode()}}
+    FakeKubeAPI.secrets[("shop", "shop-tls")] = secret
+    (tmp_path / "dump.yaml").write_text(yaml.safe_dump({"kind": "List", "items": [secret]}))
+    assert main(["discover", "k8s", "--from-file", str(tmp_path / "dump.yaml")]) == 0
+    (tmp_path / "lc.yaml").write_text(
+        f"deploy:\n  - location: 'k8s://dump/shop/*'\n"
+        f"    kubernetes: {{kubeconfig: '{kubeconfig}'}}\n")
+    capsys.readouterr()
+    assert main(["replace", "--apply", "--json", "--config", str(tmp_path / "lc.yaml")]) == 0
+    [done] = json.loads(capsys.readouterr().out)
+    assert (done["location"], done["action"], done["status"]) == (
+        "k8s://dump/shop/shop-tls#tls.crt", "in-place", "replaced")
+    stored = FakeKubeAPI.secrets[("shop", "shop-tls")]
+    chain = parse_bytes(base64.b64decode(stored["data"]["tls.crt"]), source="secret")
+    assert chain.certificates[0].sha256 == done["new_sha256"]
+    assert FakeKubeAPI.calls[-1] == "PUT /api/v1/namespaces/shop/secrets/shop-tls"
+    assert main(["managed", "list", "--json"]) == 0
+    [m] = json.loads(capsys.readouterr().out)
+    assert m["locations"] == ["k8s://dump/shop/shop-tls#tls.crt"]
+    assert m["recipe"]["targets"][0]["kind"] == "k8s-secret"
