@@ -279,3 +279,22 @@ def test_a_dead_renewers_lease_expires_and_the_work_is_taken_over(db: str) -> No
         assert (after.serial, after.generation, after.lease_owner) == ("03", 1, None)
         # The row read before the renewal can no longer be claimed: it was renewed since.
         assert not store.claim(m, owner="host-c:3", lease=lease, now=later)
+
+
+def test_dry_run_and_location_select_without_issuing(estate: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _files(estate, 2)
+    due_now = _write(estate, "register.yaml", "renewal: {jitter: 0, renew_before: 290s}\n")
+    replaced = _replace(estate, due_now, capsys)
+    assert main(["renew", "--dry-run", "--json", "--location", "*/svc1.pem"]) == 0
+    [planned] = json.loads(capsys.readouterr().out)
+    assert (planned["names"], planned["status"]) == (["svc1.test"], "planned")
+    assert main(["renew", "--dry-run", "--location", "file:///nowhere/*"]) == 0
+    assert capsys.readouterr().out.strip() == "nothing to renew"
+    assert main(["ca", "list", "--json"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(replaced)  # nothing issued
+    # The table names each one with its state and next renewal.
+    assert main(["managed", "list"]) == 0
+    table = capsys.readouterr().out
+    assert "2 managed certificate(s)" in table
+    assert table.count(" due ") == 2
