@@ -282,3 +282,21 @@ def test_replace_apply_replaces_a_discovered_secret_through_the_api(
     [m] = json.loads(capsys.readouterr().out)
     assert m["locations"] == ["k8s://dump/shop/shop-tls#tls.crt"]
     assert m["recipe"]["targets"][0]["kind"] == "k8s-secret"
+
+
+def test_backups_of_two_deploys_in_one_second_are_both_kept(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_bytes(b"first")
+    key.write_bytes(b"first key")
+    recipe = Recipe(targets=(Target(kind=TargetKind.KEY, path=str(key)),
+                             Target(kind=TargetKind.FULLCHAIN, path=str(cert))))
+    one, two = _material(), _material()
+    a = deploy(one, recipe, location="file://c", stamp="20260101T000000Z")
+    b = deploy(two, recipe, location="file://c", stamp="20260101T000000Z")
+    assert a.ok
+    assert b.ok
+    contents = {Path(p).read_bytes() for p in (*a.backups, *b.backups)}
+    assert contents == {b"first", b"first key", one.fullchain_pem(), one.key_pem}
+    assert all(Path(p).name.startswith(("c.pem.certwarden-20260101T000000Z",
+                                        "k.pem.certwarden-20260101T000000Z"))
+               for p in (*a.backups, *b.backups))

@@ -124,8 +124,14 @@ class DeployResult:
 
 
 def backup_path(path: Path, stamp: str) -> Path:
-    """Where the backup of ``path`` goes — the one place that decides it."""
-    return path.with_name(f"{path.name}.certwarden-{stamp}.bak")
+    """Where the backup of ``path`` goes — the one place that decides it. Never an existing
+    file: two deploys within one second (a replace, then a forced renewal) keep both."""
+    candidate = path.with_name(f"{path.name}.certwarden-{stamp}.bak")
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.certwarden-{stamp}-{n}.bak")
+    return candidate
 
 
 def deploy(material: Material, recipe: Recipe, *, location: str, served: Sequence[str] = (),
