@@ -200,6 +200,8 @@ _SCHEMA: dict[str, Any] = {
                                 "to": [_str], "timeout": _num, "cafile": _str},
                       "owners": {"*": [_str]}},
 }
+_JOB_OPTIONS = {"scan": {"targets", "ports", "starttls", "timeout"}, "files": {"paths"},
+                "k8s": {"kubeconfig", "context", "namespace"}, "renew": set(), "notify": set()}
 _REQUIRED = {id(_DEPLOY): ("location",), id(_SCHEMA["schedules"][0]): ("job",),
              id(_SCHEMA["notifications"]["email"]): ("host",)}
 
@@ -293,6 +295,15 @@ def _build(raw: Mapping[str, Any], source: str) -> LifecycleConfig:
             raise ConfigError(f"{source}: schedules[{i}] ({s['job']}): give exactly one of "
                               "'every' or 'cron'")
         opts = {k: v for k, v in s.items() if k not in ("name", "job", "every", "cron")}
+        allowed = _JOB_OPTIONS[s["job"]]
+        wrong = sorted(set(opts) - allowed)
+        if wrong:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(f"{source}: schedules[{i}] ({s['job']}): {wrong[0]!r} is not an "
+                              f"option of this job (its options: {known})")
+        need = {"scan": "targets", "files": "paths"}.get(s["job"])
+        if need and not opts.get(need):
+            raise ConfigError(f"{source}: schedules[{i}] ({s['job']}): {need!r} is required")
         default = s["job"] if jobs.count(s["job"]) == 1 else f"{s['job']}-{i}"
         schedules.append(Schedule(name=s.get("name") or default, job=s["job"],
                                   every=s.get("every"), cron=s.get("cron"), options=opts))

@@ -108,6 +108,10 @@ notifications:
     ("notifications:\n  email: {port: 25}\n", "config:2: notifications.email: 'host' is"),
     ("deploy:\n  - location: a\n    location: b\n", "config:3: 'location' given twice"),
     ("a: [\n", "config:2: not YAML"),
+    ("schedules:\n  - {job: files, every: 1h}\n",
+     "config: schedules[0] (files): 'paths' is required"),
+    ("schedules:\n  - {job: files, every: 1h, paths: [/x], ports: '443'}\n",
+     "config: schedules[0] (files): 'ports' is not an option of this job (its options: paths)"),
 ])
 def test_bad_configs(text: str, message: str) -> None:
     with pytest.raises(lc.ConfigError) as err:
