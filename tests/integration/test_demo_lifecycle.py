@@ -29,7 +29,8 @@ def test_lifecycle_act(tmp_path: Path) -> None:
     assert ": renewed, new serial " in renewed
     managed = [ln for ln in lines if ln.startswith("managed #")]
     assert len(managed) == len(selfsigned) - 1
-    assert sum(ln.endswith("attempts: deployed") for ln in managed) == 1
+    assert sum(ln.endswith("attempts: replace deployed, renew deployed") for ln in managed) == 1
+    assert sum(ln.endswith("attempts: replace deployed") for ln in managed) == len(managed) - 1
     # The rolled-back service's files hold its original self-signed certificate again.
     bad = next(s for s in estate.services if s.name == selfsigned[-1])
     cert = tmp_path / "lifecycle" / bad.name / "cert.pem"

@@ -115,7 +115,8 @@ def test_two_concurrent_renewers_renew_each_certificate_once(
     assert sorted(o["id"] for o in renewed) == sorted({m["id"] for m in _managed(capsys)})
     assert {o["status"] for o in outcomes} <= {"renewed", "busy"}
     managed = _managed(capsys, later)
-    assert all([a["outcome"] for a in m["attempts"]] == ["deployed"] for m in managed)
+    assert all([(a["kind"], a["outcome"]) for a in m["attempts"]] ==
+               [("replace", "deployed"), ("renew", "deployed")] for m in managed)
     assert {m["state"] for m in managed} == {"ok"}
     # The CA issued n replacements and n renewals: not one more.
     assert main(["ca", "list", "--json"]) == 0
@@ -164,7 +165,7 @@ deploy:
     capsys.readouterr()
     [m] = _managed(capsys, config)
     assert (m["state"], m["failures"]) == ("failed", 2)
-    assert [a["outcome"] for a in m["attempts"]] == ["rolled-back", "rolled-back"]
+    assert [a["outcome"] for a in m["attempts"]] == ["deployed", "rolled-back", "rolled-back"]
 
     flag.touch()
     time.sleep(3.2)  # the backoff is capped at max: 3 s
@@ -172,7 +173,9 @@ deploy:
     capsys.readouterr()
     [m] = _managed(capsys, config)
     assert (m["state"], m["failures"]) == ("due", 0)  # renew_before 290s: due again at once
-    assert [a["outcome"] for a in m["attempts"]] == ["rolled-back", "rolled-back", "deployed"]
+    assert [(a["kind"], a["outcome"]) for a in m["attempts"]] == [
+        ("replace", "deployed"), ("renew", "rolled-back"), ("renew", "rolled-back"),
+        ("renew", "deployed")]
     assert read_source(str(etc / "svc0.pem")).certificates[0].sha256 == m["sha256"]
 
 

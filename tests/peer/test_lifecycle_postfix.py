@@ -109,7 +109,12 @@ def test_replace_then_renew_over_starttls(postfix: Postfix, tmp_path: Path,
         assert after["serial"] == renewal["serial"] != done["serial"]
         assert served_sha256(postfix.port, starttls=True) == after["sha256"]
         assert prober.failures == []
-        assert prober.seen == [done["new_sha256"], after["sha256"]]
+        # Served first the replacement, last the renewal, and nothing else. (While old
+        # workers drain after a graceful reload a new connection may still meet the old
+        # certificate once more: that is a success, and so counted.)
+        assert prober.seen[0] == done["new_sha256"]
+        assert prober.seen[-1] == after["sha256"]
+        assert set(prober.seen) == {done["new_sha256"], after["sha256"]}
         assert prober.ok > 10
 
 

@@ -146,7 +146,7 @@ def run_lifecycle(estate: Estate, workdir: Path) -> list[str]:
         for m in json.loads(out or "[]"):
             lines.append(f"managed #{m['id']} {', '.join(m['names'])}: {m['state']}, next "
                          f"renewal {m['next_renewal']}, attempts: "
-                         + (", ".join(a["outcome"] for a in m["attempts"]) or "none yet"))
+                         + ", ".join(f"{a['kind']} {a['outcome']}" for a in m["attempts"]))
     finally:
         for s in servers:
             s.stop()

@@ -52,6 +52,7 @@ from certwarden.lifecycle.deploy_targets import (
 DEFAULT_RELOAD_TIMEOUT = 60.0  # seconds: nginx/Postfix reload in well under one
 DEFAULT_VERIFY_TIMEOUT = 30.0  # seconds: workers of a graceful reload drain old connections
 _POLL = 0.25  # seconds between verification handshakes
+_STABLE = 3  # handshakes in a row that must serve the new certificate
 
 
 class DeployRefused(DeployError):  # noqa: N818 - an outcome, like the CA's RequestRefused
@@ -304,19 +305,23 @@ def served_sha256(uri: str, *, timeout: float) -> str:
 
 
 def verify(endpoints: Sequence[str], sha256: str, *, timeout: float) -> tuple[str, ...]:
-    """Each endpoint must serve ``sha256`` before ``timeout`` seconds have passed."""
+    """Each endpoint must serve ``sha256`` on ``_STABLE`` handshakes in a row before
+    ``timeout`` seconds have passed: after a graceful reload the old workers drain for a
+    moment, and one lucky handshake with a new worker does not mean the old one is gone."""
     deadline = time.monotonic() + timeout
     for uri in endpoints:
-        last = "not checked"
+        last, streak = "not checked", 0
         while True:
             left = deadline - time.monotonic()
             try:
                 got = served_sha256(uri, timeout=max(0.5, min(5.0, left)))
-                if got == sha256:
+                streak = streak + 1 if got == sha256 else 0
+                if streak >= _STABLE:
                     break
-                last = f"still serves {got[:16]}…, not the new {sha256[:16]}…"
+                last = (f"still serves {got[:16]}…, not the new {sha256[:16]}…" if not streak
+                        else f"served the new certificate {streak} of {_STABLE} times in a row")
             except DeployError as exc:
-                last = exc.reason
+                last, streak = exc.reason, 0
             if time.monotonic() >= deadline:
                 raise DeployError(uri, f"verification failed after {timeout:g}s: {last}")
             time.sleep(_POLL)

@@ -40,6 +40,7 @@ from certwarden.lifecycle.renew import issue_material, register
 from certwarden.records import LocationKind, Sighting
 from certwarden.store.inventory import Inventory
 from certwarden.store.managed import ManagedStore
+from certwarden.store.managed_records import Attempt, AttemptKind, AttemptOutcome
 from certwarden.x509 import Certificate, Kind
 
 DEFAULT_PROFILE = "tls-server"
@@ -260,6 +261,7 @@ def execute(items: Sequence[PlanItem], authority: Authority, *, out_dir: str | P
 
 def _deploy(item: PlanItem, material: Material, how: Deployer, profile: str,
             stamp: str) -> Result:
+    started = dt.datetime.now(dt.UTC)
     recipe = recipe_for(item, how.config, reload=how.reload)
     served = item.served
     if item.sighting.location.kind is LocationKind.TLS:
@@ -275,6 +277,10 @@ def _deploy(item: PlanItem, material: Material, how: Deployer, profile: str,
     if not result.ok:
         status = {DeployStatus.ROLLED_BACK: Status.ROLLED_BACK,
                   DeployStatus.REFUSED: Status.REFUSED}.get(result.status, Status.FAILED)
+        managed = how.store.managing(item.location) if how.store is not None else None
+        if how.store is not None and managed is not None:  # a managed one stays as it was
+            _attempt(how.store, managed, AttemptOutcome(str(status)), material.serial,
+                     f"{result.location}: {result.reason}", started)
         return dataclasses.replace(base, status=status,
                                    reason=f"{result.location}: {result.reason}")
     managed_id = None
@@ -282,7 +288,16 @@ def _deploy(item: PlanItem, material: Material, how: Deployer, profile: str,
         managed_id = register(how.store, material, names=item.names, profile=profile,
                               recipe=recipe, locations=(item.location, *item.served),
                               cfg=how.config.renewal)
+        _attempt(how.store, managed_id, AttemptOutcome.DEPLOYED, material.serial, None,
+                 started)
     return dataclasses.replace(base, status=Status.REPLACED, managed_id=managed_id)
+
+
+def _attempt(store: ManagedStore, managed_id: int, outcome: AttemptOutcome, serial: str,
+             reason: str | None, started: dt.datetime) -> None:
+    store.add_attempt(Attempt(managed_id=managed_id, kind=AttemptKind.REPLACE, outcome=outcome,
+                              serial=serial, reason=reason, actor="replace",
+                              started_at=started, finished_at=dt.datetime.now(dt.UTC)))
 
 
 def recipe_for(item: PlanItem, config: LifecycleConfig, *, reload: str | None) -> Recipe:

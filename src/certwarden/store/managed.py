@@ -148,6 +148,13 @@ class ManagedStore:
                 raise UsageError(f"no managed certificate {managed_id}")
             return _managed(row, self._locations(s, row.id))
 
+    def managing(self, location: str) -> int | None:
+        """The id of the managed certificate deployed at ``location``, if any."""
+        with self._read() as s:
+            found: int | None = s.scalar(select(ManagedLocationRow.managed_id).where(
+                ManagedLocationRow.uri_sha256 == _uri_key(location)))
+            return found
+
     @staticmethod
     def _locations(s: Session, managed_id: int) -> list[str]:
         return list(s.scalars(select(ManagedLocationRow.uri).where(
