@@ -30,6 +30,7 @@ from certwarden.cli import (
     inspect,
     inventory,
     lifecycle,
+    managed,
     report,
     scan,
     serve,
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, db_url: str | None) -> None:
 
 # An explicit registry: each verb's module lists its commands in ``COMMANDS``; no import magic.
 COMMAND_MODULES = (inspect, report, demo, create, traffic, ca, serve, scan, discover, inventory,
-                   lifecycle, acme)
+                   lifecycle, managed, acme)
 
 for _module in COMMAND_MODULES:
     for _command in _module.COMMANDS:

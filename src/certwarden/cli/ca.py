@@ -76,7 +76,9 @@ pin_option = click.option("--pin", envvar="CERTWARDEN_PKCS11_PIN", default=None,
 def _ledger(ctx: click.Context) -> SqlLedger:
     from certwarden.store.ca_ledger import SqlLedger
 
-    return SqlLedger.open(settings_of(ctx).database_url)
+    ledger = SqlLedger.open(settings_of(ctx).database_url)
+    ctx.call_on_close(ledger.close)  # PostgreSQL: no connection left to the garbage collector
+    return ledger
 
 
 def _actor() -> str:

@@ -18,7 +18,7 @@ import click
 
 from certwarden.errors import CertwardenError, UsageError
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 
 
 class Findings(Exception):  # noqa: N818 - a signal, not an error: findings at or above --fail-on
@@ -34,16 +34,24 @@ db_option = click.option(
     help="Inventory database URL (sqlite:///path or postgresql+psycopg://...).")
 
 
+class ActionFailed(Exception):  # noqa: N818 - a signal: an action ran and failed (rolled back)
+    """Raised by a command after its output: ``run`` prints the one line and exits 3."""
+
+
 def run(command: click.Command, args: Sequence[str]) -> int:
     """Run ``command`` and map what it raises to an exit code -- the one place that does.
 
     A ``CertwardenError`` or a click usage error is one line on stderr and exit code 2;
-    ``Findings`` (at or above ``--fail-on``) is exit code 1; never a traceback.
+    ``Findings`` (at or above ``--fail-on``) is exit code 1; ``ActionFailed`` (a deploy or
+    renewal that ran, failed and was rolled back) is exit code 3; never a traceback.
     """
     try:
         command.main(args=list(args), prog_name="certwarden", standalone_mode=False)
     except Findings:
         return EXIT_FINDINGS
+    except ActionFailed as exc:
+        click.echo(f"certwarden: {' '.join(str(exc).split())}", err=True)
+        return EXIT_FAILED
     except CertwardenError as exc:
         click.echo(f"certwarden: error: {exc}", err=True)
         return EXIT_USAGE

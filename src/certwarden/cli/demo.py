@@ -173,6 +173,11 @@ def demo_cmd(workdir: str | None) -> None:
                f"{extra} unexpected; discovery: {run.discovery}; {run.seconds:.1f} s")
     click.echo(f"HTML report: {run.report}")
     click.echo(f"policy used: {base / 'demo-policy.yaml'} (all services stopped)")
+    from certwarden.cli.demo_lifecycle import run_lifecycle
+
+    click.echo("\nlifecycle: the self-signed services move under the private CA")
+    for line in run_lifecycle(run.estate, base):
+        click.echo(f"  {line}")
 
 
 COMMANDS = (demo_cmd,)

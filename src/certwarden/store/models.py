@@ -7,4 +7,5 @@ from certwarden.store import (
     acme_tables,  # noqa: F401 - ACME server: acme_0001
     ca_tables,  # noqa: F401 - private CA: ca_0001
     inventory_tables,  # noqa: F401 - inventory: inv_0001
+    managed_tables,  # noqa: F401 - managed certificates: managed_0001
 )
