@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certwarden.lifecycle.deploy import DeployStatus, Recipe, deploy
-from certwarden.lifecycle.deploy_targets import Material, Target, TargetKind
+from certwarden.lifecycle.deploy_targets import DeployTarget, Material, TargetKind
 from certwarden.x509 import create as mk
 from certwarden.x509 import parse_bytes
 from tests.conftest import require_tool
@@ -56,7 +56,7 @@ def test_pkcs12_in_place_keeps_alias_and_password(tmp_path: Path) -> None:
     pw.write_text("tomcat-pass\n")
     old = _old_p12(store, "tomcat-pass", "tomcat")
     new = _material()
-    recipe = Recipe(targets=(Target(kind=TargetKind.PKCS12, path=str(store),
+    recipe = Recipe(targets=(DeployTarget(kind=TargetKind.PKCS12, path=str(store),
                                     password_file=str(pw)),))
     result = deploy(new, recipe, location=f"file://{store}")
     assert result.status is DeployStatus.DEPLOYED
@@ -90,7 +90,7 @@ def test_jks_in_place_keeps_alias_and_password(tmp_path: Path) -> None:
                     str(store), "-storetype", "JKS", "-storepass", "changeit", "-keypass",
                     "changeit"], check=True, capture_output=True, timeout=120)
     new = _material()
-    result = deploy(new, Recipe(targets=(Target(kind=TargetKind.JKS, path=str(store),
+    result = deploy(new, Recipe(targets=(DeployTarget(kind=TargetKind.JKS, path=str(store),
                                                 password_file=str(pw)),)),
                     location=f"file://{store}")
     assert result.status is DeployStatus.DEPLOYED
@@ -169,7 +169,7 @@ def kubeconfig(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_k8s_secret_created_replaced_and_rolled_back(kubeconfig: Path) -> None:
-    target = Target(kind=TargetKind.K8S_SECRET, namespace="web", name="tls",
+    target = DeployTarget(kind=TargetKind.K8S_SECRET, namespace="web", name="tls",
                     kubeconfig=str(kubeconfig))
     first = _material()
     assert deploy(first, Recipe(targets=(target,)), location="k8s://test/web/tls#tls.crt") \
@@ -195,7 +195,7 @@ def test_k8s_secret_created_replaced_and_rolled_back(kubeconfig: Path) -> None:
     assert base64.b64decode(FakeKubeAPI.secrets[("web", "tls")]["data"]["tls.crt"]) == \
         second.fullchain_pem()
     # ... and a Secret the failed deploy created is deleted again.
-    other = Target(kind=TargetKind.K8S_SECRET, namespace="web", name="new",
+    other = DeployTarget(kind=TargetKind.K8S_SECRET, namespace="web", name="new",
                    kubeconfig=str(kubeconfig))
     assert deploy(_material(), Recipe(targets=(other,), reload="false"),
                   location="k8s://test/web/new#tls.crt").status is DeployStatus.ROLLED_BACK
@@ -212,8 +212,8 @@ def test_k8s_unreachable_fails_before_touching_anything(tmp_path: Path) -> None:
     key = tmp_path / "key.pem"
     key.write_bytes(b"old key")
     key.chmod(0o600)
-    recipe = Recipe(targets=(Target(kind=TargetKind.KEY, path=str(key)),
-                             Target(kind=TargetKind.K8S_SECRET, namespace="a", name="b",
+    recipe = Recipe(targets=(DeployTarget(kind=TargetKind.KEY, path=str(key)),
+                             DeployTarget(kind=TargetKind.K8S_SECRET, namespace="a", name="b",
                                     kubeconfig=str(tmp_path / "kc"))))
     result = deploy(_material(), recipe, location="k8s://x/a/b#tls.crt")
     assert result.status is DeployStatus.FAILED
@@ -237,8 +237,8 @@ def test_a_pre_deploy_check_refuses_before_anything_is_touched(tmp_path: Path) -
 
     new = _material()
     hook = tmp_path / "hook-ran"
-    result = deploy(new, Recipe(targets=(Target(kind=TargetKind.KEY, path=str(key)),
-                                         Target(kind=TargetKind.FULLCHAIN, path=str(cert))),
+    result = deploy(new, Recipe(targets=(DeployTarget(kind=TargetKind.KEY, path=str(key)),
+                                         DeployTarget(kind=TargetKind.FULLCHAIN, path=str(cert))),
                                 reload=f"touch {hook}"),
                     location="tls://127.0.0.1:443", checks=(no_new_keys,))
     assert result.status is DeployStatus.REFUSED
@@ -288,8 +288,8 @@ def test_backups_of_two_deploys_in_one_second_are_both_kept(tmp_path: Path) -> N
     cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
     cert.write_bytes(b"first")
     key.write_bytes(b"first key")
-    recipe = Recipe(targets=(Target(kind=TargetKind.KEY, path=str(key)),
-                             Target(kind=TargetKind.FULLCHAIN, path=str(cert))))
+    recipe = Recipe(targets=(DeployTarget(kind=TargetKind.KEY, path=str(key)),
+                             DeployTarget(kind=TargetKind.FULLCHAIN, path=str(cert))))
     one, two = _material(), _material()
     a = deploy(one, recipe, location="file://c", stamp="20260101T000000Z")
     b = deploy(two, recipe, location="file://c", stamp="20260101T000000Z")

@@ -11,7 +11,6 @@ RELOAD``) asks, the way nginx does on ``-s reload``. Everything else is the real
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import shlex
 import shutil
@@ -86,12 +85,13 @@ class ReloadingServer:
 
 
 def _run(url: str, *argv: str) -> tuple[int, str, str]:
-    from certwarden.cli import main
+    """One ``certwarden`` command, run as a user runs it (a process of its own)."""
+    import subprocess
+    import sys
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["--db", url, *argv])
-    return code, out.getvalue(), err.getvalue()
+    done = subprocess.run([sys.executable, "-m", "certwarden.cli", "--db", url, *argv],
+                          capture_output=True, text=True, timeout=300, check=False)
+    return done.returncode, done.stdout, done.stderr
 
 
 def run_lifecycle(estate: DemoEstate, workdir: Path) -> list[str]:

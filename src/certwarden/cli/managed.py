@@ -8,20 +8,18 @@ import datetime as dt
 import functools
 import os
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from certwarden.ca import Authority
 from certwarden.cli.ca import passphrase_option, passphrase_source
 from certwarden.cli.common import ActionFailed, emit_json
-from certwarden.lifecycle import config as lc_config
-from certwarden.lifecycle.notify import Notifier
-from certwarden.lifecycle.renew import Renewer, RenewStatus
-from certwarden.store.ca_ledger import SqlLedger
-from certwarden.store.managed import ManagedStore
+
+if TYPE_CHECKING:  # imported where used: registering the verbs stays cheap (test_cli_registry)
+    from certwarden.ca import Authority
+    from certwarden.lifecycle import config as lc_config
+    from certwarden.lifecycle.renew import Renewer
+    from certwarden.store.managed import ManagedStore
 
 
 def _iso(when: dt.datetime | None) -> str | None:
@@ -34,6 +32,8 @@ def holder() -> str:
 
 
 def load_config(path: str | None) -> lc_config.LifecycleConfig:
+    from certwarden.lifecycle import config as lc_config
+
     return lc_config.load(path) if path else lc_config.LifecycleConfig()
 
 
@@ -53,6 +53,11 @@ def managed_group() -> None:
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool, config_file: str | None) -> None:
     """Each managed certificate with its state and next renewal time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from certwarden.store.managed import ManagedStore
+
     cfg = load_config(config_file)
     now = dt.datetime.now(dt.UTC)
     with ManagedStore.open(ctx.obj.get("db_url")) as store:
@@ -95,7 +100,11 @@ def list_cmd(ctx: click.Context, as_json: bool, config_file: str | None) -> None
 def renewer(ctx: click.Context, store: ManagedStore, cfg: lc_config.LifecycleConfig,
             passphrase_file: str | None, pin: str | None) -> Renewer:
     """The renewer the CLI and the agent use: CA opened lazily, files swept after deploy."""
+    from certwarden.ca import Authority
+    from certwarden.lifecycle.notify import Notifier
+    from certwarden.lifecycle.renew import Renewer
     from certwarden.lifecycle.replace import sweep_paths
+    from certwarden.store.ca_ledger import SqlLedger
     from certwarden.store.inventory import Inventory
 
     db = ctx.obj.get("db_url")
@@ -133,6 +142,10 @@ def renew_cmd(ctx: click.Context, due: bool, force: bool, dry_run: bool,
               globs: tuple[str, ...], as_json: bool, config_file: str | None,
               passphrase_file: str | None, pin: str | None) -> None:
     """Renew managed certificates (exactly once, even with several renewers at once)."""
+    from certwarden.lifecycle.notify import Notifier
+    from certwarden.lifecycle.renew import RenewStatus
+    from certwarden.store.managed import ManagedStore
+
     cfg = load_config(config_file)
     with ManagedStore.open(ctx.obj.get("db_url")) as store:
         r = renewer(ctx, store, cfg, passphrase_file, pin)
@@ -169,7 +182,9 @@ def agent_cmd(ctx: click.Context, config_file: str | None, once: bool,
     import threading
 
     from certwarden.lifecycle.agent import Agent
+    from certwarden.lifecycle.notify import Notifier
     from certwarden.store.inventory import Inventory
+    from certwarden.store.managed import ManagedStore
 
     cfg = load_config(config_file)
     db = ctx.obj.get("db_url")

@@ -38,10 +38,10 @@ from certwarden.errors import UsageError
 from certwarden.lifecycle.deploy_targets import (
     FILE_KINDS,
     DeployError,
+    DeployTarget,
     KubeSecrets,
     Material,
     Snapshot,
-    Target,
     TargetKind,
     restore,
     snapshot,
@@ -81,7 +81,7 @@ class DeployStatus(StrEnum):
 class Recipe:
     """How one managed certificate is deployed: stored with it, replayed at every renewal."""
 
-    targets: tuple[Target, ...]
+    targets: tuple[DeployTarget, ...]
     reload: str | None = None
     verify: tuple[str, ...] = ()  # tls://host:port[?sni=..&starttls=..]
     reload_timeout: float = DEFAULT_RELOAD_TIMEOUT
@@ -100,7 +100,7 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recipe:
-        return cls(targets=tuple(Target.from_dict(t) for t in data.get("targets") or ()),
+        return cls(targets=tuple(DeployTarget.from_dict(t) for t in data.get("targets") or ()),
                    reload=data.get("reload") or None, verify=tuple(data.get("verify") or ()),
                    reload_timeout=float(data.get("reload_timeout", DEFAULT_RELOAD_TIMEOUT)),
                    verify_timeout=float(data.get("verify_timeout", DEFAULT_VERIFY_TIMEOUT)))
@@ -145,7 +145,7 @@ def deploy(material: Material, recipe: Recipe, *, location: str, served: Sequenc
            checks: Sequence[PreDeployCheck] = PRE_DEPLOY_CHECKS,
            env: Mapping[str, str] | None = None,
            stamp: str | None = None,
-           kube: Callable[[Target], KubeSecrets] = KubeSecrets) -> DeployResult:
+           kube: Callable[[DeployTarget], KubeSecrets] = KubeSecrets) -> DeployResult:
     """Deploy ``material`` by ``recipe``; verify; roll back on failure (see the module doc).
 
     ``served``: the ``tls://`` locations that served the old certificate; ``env``: the base
@@ -207,7 +207,7 @@ def _backups(snaps: Sequence[Snapshot], stamp: str) -> tuple[str, ...]:
 
 
 def _rollback(written: Sequence[Snapshot], recipe: Recipe, env: Mapping[str, str],
-              location: str, apis: Mapping[Target, KubeSecrets]) -> None:
+              location: str, apis: Mapping[DeployTarget, KubeSecrets]) -> None:
     # Best effort on every target: one that cannot be restored must not keep the others
     # from being restored (its backup file is still there).
     for snap in reversed(written):

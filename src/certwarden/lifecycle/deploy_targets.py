@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certwarden.errors import CertwardenError, UsageError
+from certwarden.x509.keys import pkcs12_encryption
 
 
 class DeployError(CertwardenError):
@@ -51,7 +52,7 @@ SECRET_KINDS = frozenset({TargetKind.KEY, TargetKind.PKCS12, TargetKind.JKS,
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Target:
+class DeployTarget:
     kind: TargetKind
     path: str | None = None  # file kinds
     der: bool = False  # CERT only: the old file was DER, keep it DER
@@ -81,7 +82,7 @@ class Target:
         return {k: v for k in self.__slots__ if (v := getattr(self, k)) not in (None, False)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Target:
+    def from_dict(cls, data: Mapping[str, Any]) -> DeployTarget:
         try:
             return cls(**{**data, "kind": TargetKind(data["kind"])})
         except (KeyError, TypeError, ValueError) as exc:
@@ -116,7 +117,7 @@ def _pem(der: bytes) -> bytes:
 class Snapshot:
     """A target as it was before the deploy (bytes, mode, owner; or a Secret's JSON)."""
 
-    target: Target
+    target: DeployTarget
     existed: bool
     data: bytes = field(default=b"", repr=False)
     mode: int = 0o644
@@ -141,7 +142,7 @@ def write_file(path: Path, data: bytes, mode: int, *, owner: tuple[int, int] | N
     os.replace(tmp, path)
 
 
-def _read_password(target: Target) -> str:
+def _read_password(target: DeployTarget) -> str:
     try:
         text = Path(str(target.password_file)).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -151,7 +152,7 @@ def _read_password(target: Target) -> str:
     return text.rstrip("\r\n")
 
 
-def snapshot(target: Target, *, kube: KubeSecrets | None = None) -> Snapshot:
+def snapshot(target: DeployTarget, *, kube: KubeSecrets | None = None) -> Snapshot:
     if target.kind is TargetKind.K8S_SECRET:
         old = (kube or KubeSecrets(target)).read()
         return Snapshot(target=target, existed=old is not None,
@@ -169,7 +170,7 @@ def snapshot(target: Target, *, kube: KubeSecrets | None = None) -> Snapshot:
                     owner=(st.st_uid, st.st_gid))
 
 
-def render(target: Target, material: Material, snap: Snapshot) -> bytes:
+def render(target: DeployTarget, material: Material, snap: Snapshot) -> bytes:
     """The new bytes of a file target (keystores keep the old alias and password)."""
     kind = target.kind
     if kind is TargetKind.CERT:
@@ -192,7 +193,7 @@ def _key(material: Material) -> Any:
     return serialization.load_pem_private_key(material.key_pem, password=None)
 
 
-def _pkcs12(target: Target, material: Material, snap: Snapshot, password: str) -> bytes:
+def _pkcs12(target: DeployTarget, material: Material, snap: Snapshot, password: str) -> bytes:
     alias = target.alias
     if alias is None and snap.existed:
         try:
@@ -205,10 +206,10 @@ def _pkcs12(target: Target, material: Material, snap: Snapshot, password: str) -
     return pkcs12.serialize_key_and_certificates(
         (alias or "certwarden").encode(), _key(material),
         cx509.load_der_x509_certificate(material.leaf_der), cas or None,
-        serialization.BestAvailableEncryption(password.encode()))
+        pkcs12_encryption(password.encode()))
 
 
-def _jks(target: Target, material: Material, snap: Snapshot, password: str) -> bytes:
+def _jks(target: DeployTarget, material: Material, snap: Snapshot, password: str) -> bytes:
     import jks  # pyjks, imported where used: it is slow to import
 
     entries: dict[str, Any] = {}
@@ -241,7 +242,7 @@ def secret_manifest(namespace: str, name: str, material: Material) -> str:
         f"  tls.key: {base64.b64encode(material.key_pem).decode()}", ""])
 
 
-def write(target: Target, material: Material, snap: Snapshot, *,
+def write(target: DeployTarget, material: Material, snap: Snapshot, *,
           kube: KubeSecrets | None = None) -> None:
     if target.kind is TargetKind.K8S_SECRET:
         (kube or KubeSecrets(target)).put({
@@ -278,7 +279,7 @@ def restore(snap: Snapshot, *, kube: KubeSecrets | None = None) -> None:
 class KubeSecrets:
     """One TLS Secret through the Kubernetes API (the official client, raw JSON bodies)."""
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: DeployTarget) -> None:
         self.target = target
 
     def _api(self) -> tuple[Any, Any]:

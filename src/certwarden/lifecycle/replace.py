@@ -31,8 +31,8 @@ from certwarden.lifecycle.deploy import (
     deploy,
 )
 from certwarden.lifecycle.deploy_targets import (
+    DeployTarget,
     Material,
-    Target,
     TargetKind,
     secret_manifest,
     write_file,
@@ -338,12 +338,12 @@ def recipe_for(item: PlanItem, config: LifecycleConfig, *, reload: str | None) -
     sweep found (certificate + the key beside it)."""
     entry = next((e for u in (item.location, *item.served) if (e := config.deploy_for(u))),
                  None)
-    targets: list[Target] = []
+    targets: list[DeployTarget] = []
     if entry is not None and entry.files:
         targets = _file_targets(entry.files)
     elif entry is not None and entry.kubernetes is not None and item.sighting.location.path:
         namespace, _, name = item.sighting.location.path.partition("/")
-        targets = [Target(kind=TargetKind.K8S_SECRET, namespace=namespace, name=name,
+        targets = [DeployTarget(kind=TargetKind.K8S_SECRET, namespace=namespace, name=name,
                           kubeconfig=entry.kubernetes.get("kubeconfig"),
                           context=entry.kubernetes.get("context"))]
     else:
@@ -351,9 +351,9 @@ def recipe_for(item: PlanItem, config: LifecycleConfig, *, reload: str | None) -
         if loc.path is None or key is None:  # _action plans IN_PLACE only with both
             raise UsageError(f"{item.location}: nothing to deploy in place")
         der = Path(loc.path).read_bytes()[:1] == b"\x30"
-        targets = [Target(kind=TargetKind.KEY, path=key.path),
-                   Target(kind=TargetKind.CERT, path=loc.path, der=True) if der
-                   else Target(kind=TargetKind.FULLCHAIN, path=loc.path)]
+        targets = [DeployTarget(kind=TargetKind.KEY, path=key.path),
+                   DeployTarget(kind=TargetKind.CERT, path=loc.path, der=True) if der
+                   else DeployTarget(kind=TargetKind.FULLCHAIN, path=loc.path)]
     kwargs: dict[str, float] = {}
     if entry is not None and entry.reload_timeout:
         kwargs["reload_timeout"] = entry.reload_timeout
@@ -363,7 +363,7 @@ def recipe_for(item: PlanItem, config: LifecycleConfig, *, reload: str | None) -
                   verify=entry.verify if entry else (), **kwargs)
 
 
-def _file_targets(files: Mapping[str, object]) -> list[Target]:
+def _file_targets(files: Mapping[str, object]) -> list[DeployTarget]:
     extra = {k: files[k] for k in ("password_file", "alias") if k in files}
     out = []
     for kind in (TargetKind.KEY, TargetKind.CERT, TargetKind.CHAIN, TargetKind.FULLCHAIN,
@@ -374,7 +374,7 @@ def _file_targets(files: Mapping[str, object]) -> list[Target]:
                                                               TargetKind.JKS) else {}
             if kind is TargetKind.CERT:
                 opts["der"] = bool(files.get("der", False))
-            out.append(Target.from_dict({"kind": kind, "path": path, **opts}))
+            out.append(DeployTarget.from_dict({"kind": kind, "path": path, **opts}))
     if files.get("manifest"):
         raise UsageError("deploy files: 'manifest' belongs to Kubernetes locations")
     return out

@@ -132,6 +132,13 @@ def encrypt_pkcs8(key: PrivateKey, passphrase: bytes) -> bytes:
             + b"\n-----END ENCRYPTED PRIVATE KEY-----\n")
 
 
+def pkcs12_encryption(password: bytes) -> serialization.KeySerializationEncryption:
+    """How a private key inside a PKCS#12 keystore is protected: the container's own scheme
+    (PBES2 with AES-256 and SHA-256 in cryptography's "best available"), which Java's keytool
+    and OpenSSL read; not a key file at rest (that is ``encrypt_pkcs8``)."""
+    return serialization.BestAvailableEncryption(password)
+
+
 def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
     """PKCS#8 PEM; scrypt-encrypted (``encrypt_pkcs8``) when a passphrase is given."""
     if passphrase:
