@@ -297,6 +297,7 @@ def test_backups_of_two_deploys_in_one_second_are_both_kept(tmp_path: Path) -> N
     assert b.ok
     contents = {Path(p).read_bytes() for p in (*a.backups, *b.backups)}
     assert contents == {b"first", b"first key", one.fullchain_pem(), one.key_pem}
-    assert all(Path(p).name.startswith(("c.pem.certwarden-20260101T000000Z",
-                                        "k.pem.certwarden-20260101T000000Z"))
+    # In the backup directory the file sweep skips (issue 11), stamped, never overwritten.
+    assert all(Path(p).parent == tmp_path / ".certwarden-backup"
+               and Path(p).name.startswith(("c.pem.20260101T000000Z", "k.pem.20260101T000000Z"))
                for p in (*a.backups, *b.backups))

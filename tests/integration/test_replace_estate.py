@@ -108,7 +108,7 @@ def test_backups_are_kept_apart_with_owner_and_mode_and_never_come_back(
 
 
 def test_backup_path_never_overwrites_a_backup(tmp_path: Path) -> None:
-    from certwarden.lifecycle.replace import backup_path
+    from certwarden.lifecycle.deploy import backup_path
 
     live = tmp_path / "web.pem"
     first = backup_path(live, "20261202T080000Z")

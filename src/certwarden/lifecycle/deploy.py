@@ -170,7 +170,11 @@ def deploy(material: Material, recipe: Recipe, *, location: str, served: Sequenc
     ordered = sorted(snaps, key=lambda s: s.target.kind is not TargetKind.KEY)
     written: list[Snapshot] = []
     hook_env = hook_environment(material, recipe, location=location, base=env or {})
-    endpoints = tuple(dict.fromkeys([*served, *recipe.verify]))
+    # Without a reload step nothing makes a running service load the new files, so the
+    # endpoints that served the old certificate are not expected to change yet (the user
+    # restarts the service); only the recipe's explicit ``verify:`` endpoints are checked.
+    endpoints = tuple(dict.fromkeys([*served, *recipe.verify])) if recipe.reload else \
+        tuple(recipe.verify)
     paths = tuple(str(t.path) for t in recipe.targets if t.path)
     try:
         for snap in ordered:
