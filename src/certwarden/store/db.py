@@ -8,8 +8,11 @@ their own migration branches).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -92,15 +95,49 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Any fixed number: the advisory lock that serialises migrations on one PostgreSQL database.
+_MIGRATION_LOCK = 0x63657274  # "cert"
+
+
 def migrate(engine: Engine) -> None:
+    """Upgrade to the newest schema, one process at a time.
+
+    Commands started together on a fresh inventory all migrate; unserialised, the losers
+    failed with "table ... already exists". The winner migrates while the others wait for
+    the lock, then find the schema in place and do nothing: on PostgreSQL an advisory lock
+    held for the migration's transaction, on SQLite an exclusive ``flock`` on a file beside
+    the database (SQLite's own locks do not cover DDL run outside a transaction)."""
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import text
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with _sqlite_migration_lock(engine), engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "heads")
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    try:
+        fd = os.open(f"{database}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only directory: nobody can migrate there anyway
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def session_factory(engine: Engine) -> sessionmaker[Any]:
